@@ -1,0 +1,114 @@
+# residual: every workflow is a make target. `make help` lists them.
+#
+# The project needs Go 1.27.3 with the portable simd package. A machine starts on
+# its own Go and ignores go.mod's toolchain line, so both are exported here: the go
+# command fetches go1.27.3 from the module proxy on first use.
+export GOTOOLCHAIN := go1.27.3
+export GOEXPERIMENT ?= simd
+GO ?= go
+
+# The go command's wasm runner (go_js_wasm_exec) lives in GOROOT/lib/wasm.
+WASM_EXEC_DIR = $(shell $(GO) env GOROOT)/lib/wasm
+WASM_ENV = GOOS=js GOARCH=wasm PATH="$(WASM_EXEC_DIR):$$PATH"
+
+# Packages whose tests also run as js/wasm under node (pure Go, no os/exec).
+WASM_TEST_PKGS = ./core/... ./wasm/...
+
+# Model used by the demo and the browser/worker tests.
+MODEL ?= resnet50
+SHARED ?= ../shared
+
+.PHONY: help test check build vet fmt-check tidy-check test-go test-scalar test-wasm fuzz \
+        bench weights synthetic demo clean
+
+help:
+	@echo "make demo       official ResNet-50 if downloadable, else a synthetic one; build and serve the page"
+	@echo "make test       every test: Go (simd, scalar, wasm), fuzz smoke, browser, worker"
+	@echo "make check      build for host and js/wasm, vet, gofmt, go mod tidy, then make test"
+	@echo "make bench      benchmark table (latency, GFLOP/s, memory, converter throughput)"
+	@echo "make weights    download + verify + convert the official ResNet-50 into weights/resnet50"
+	@echo "make synthetic  generate a random-weight ResNet-50 (real Caffe format) into weights/resnet50"
+	@echo "make web | serve | worker-dev | deploy   see README.md"
+
+## ---- tests -----------------------------------------------------------------
+
+test: test-go test-scalar test-wasm fuzz web-test worker-test
+
+test-go:
+	$(GO) test -count=1 ./...
+
+# The scalar twins of the simd kernels (build tag !goexperiment.simd).
+test-scalar:
+	GOEXPERIMENT=nosimd $(GO) test -count=1 ./core/...
+
+test-wasm:
+	$(WASM_ENV) $(GO) test -count=1 $(WASM_TEST_PKGS)
+
+# A short run of every fuzz target (seeded from testdata); `make fuzz FUZZTIME=5m` for longer.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## ---- checks ----------------------------------------------------------------
+
+check: build vet fmt-check tidy-check test
+
+build:
+	$(GO) build ./...
+	GOOS=js GOARCH=wasm $(GO) build ./...
+	GOEXPERIMENT=nosimd $(GO) build ./...
+
+vet:
+	$(GO) vet ./...
+	GOOS=js GOARCH=wasm $(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+tidy-check:
+	@cp go.mod /tmp/residual-go.mod.bak; cp go.sum /tmp/residual-go.sum.bak; \
+	$(GO) mod tidy; \
+	if ! cmp -s go.mod /tmp/residual-go.mod.bak || ! cmp -s go.sum /tmp/residual-go.sum.bak; then \
+	  echo "go mod tidy changed go.mod/go.sum: commit the tidied files"; exit 1; fi
+
+## ---- benchmarks --------------------------------------------------------------
+
+bench:
+	$(GO) run ./tools/bench
+
+## ---- models ------------------------------------------------------------------
+
+weights:
+	bash tools/convert/fetch-official.sh weights/resnet50
+
+# A ResNet-50 with seeded random weights, written in the real Caffe format and
+# converted like the official one. Its predictions are meaningless.
+synthetic: weights/resnet50-synthetic/manifest.json
+
+weights/resnet50-synthetic/manifest.json:
+	mkdir -p weights/downloads
+	$(GO) run ./tools/convert/caffe/fixture/cmd/gencaffe -prototxt weights/prototxt/ResNet-50-deploy.prototxt \
+	  -seed 1 -out weights/downloads/ResNet-50-synthetic.caffemodel
+	$(GO) run ./tools/convert -force -synthetic -name "ResNet-50 (synthetic)" \
+	  -caffemodel weights/downloads/ResNet-50-synthetic.caffemodel \
+	  -prototxt weights/prototxt/ResNet-50-deploy.prototxt -labels weights/synset_words.txt \
+	  -out weights/resnet50-synthetic
+
+demo:
+	@if $(MAKE) --no-print-directory weights; then :; else \
+	  echo; echo "demo: the official weights could not be downloaded; using a SYNTHETIC ResNet-50 (random weights, meaningless predictions)"; echo; \
+	  $(MAKE) --no-print-directory synthetic; fi
+	$(MAKE) --no-print-directory web
+	$(MAKE) --no-print-directory serve
+
+clean:
+	rm -rf dist bin
+
+-include web/web.mk
+-include wasm/worker/worker.mk

@@ -91,10 +91,10 @@ type Op struct {
 	Bias   string `json:"bias,omitempty"`
 
 	// conv, pool: [height, width] pairs.
-	Kernel   [2]int `json:"kernel,omitempty"`
-	Stride   [2]int `json:"stride,omitempty"`
-	Pad      [2]int `json:"pad,omitempty"`
-	Dilation [2]int `json:"dilation,omitempty"` // conv only
+	Kernel   [2]int `json:"kernel,omitzero"`
+	Stride   [2]int `json:"stride,omitzero"`
+	Pad      [2]int `json:"pad,omitzero"`
+	Dilation [2]int `json:"dilation,omitzero"` // conv only
 	Group    int    `json:"group,omitempty"`    // conv only
 
 	// pool

@@ -95,7 +95,7 @@ type Op struct {
 	Stride   [2]int `json:"stride,omitzero"`
 	Pad      [2]int `json:"pad,omitzero"`
 	Dilation [2]int `json:"dilation,omitzero"` // conv only
-	Group    int    `json:"group,omitempty"`    // conv only
+	Group    int    `json:"group,omitempty"`   // conv only
 
 	// pool
 	Pool      string `json:"pool,omitempty"`       // "max" or "ave"

@@ -1,0 +1,175 @@
+package kernels
+
+import "fmt"
+
+// normalized returns p with the zero values Caffe treats as defaults
+// (stride 1, dilation 1, group 1) filled in.
+func (p ConvParams) normalized() ConvParams {
+	if p.SH == 0 {
+		p.SH = 1
+	}
+	if p.SW == 0 {
+		p.SW = 1
+	}
+	if p.DH == 0 {
+		p.DH = 1
+	}
+	if p.DW == 0 {
+		p.DW = 1
+	}
+	if p.Group == 0 {
+		p.Group = 1
+	}
+	return p
+}
+
+// pointwise reports whether the convolution is a plain GEMM on the input:
+// a 1x1 kernel, stride 1, no padding (the input is then the K x N matrix).
+func (p ConvParams) pointwise() bool {
+	return p.KH == 1 && p.KW == 1 && p.SH == 1 && p.SW == 1 && p.PH == 0 && p.PW == 0
+}
+
+// colSize is the size of one group's im2col matrix (0 for pointwise).
+func (p ConvParams) colSize() int {
+	if p.pointwise() {
+		return 0
+	}
+	return p.InC / p.Group * p.KH * p.KW * p.OutH * p.OutW
+}
+
+// check panics when p is inconsistent (broken invariants of the caller).
+func (p ConvParams) check() {
+	if p.InC <= 0 || p.InH <= 0 || p.InW <= 0 || p.OutC <= 0 || p.OutH <= 0 || p.OutW <= 0 ||
+		p.KH <= 0 || p.KW <= 0 || p.SH <= 0 || p.SW <= 0 || p.PH < 0 || p.PW < 0 ||
+		p.DH <= 0 || p.DW <= 0 || p.Group <= 0 {
+		panic(fmt.Sprintf("kernels: invalid ConvParams %+v", p))
+	}
+	if p.InC%p.Group != 0 || p.OutC%p.Group != 0 {
+		panic(fmt.Sprintf("kernels: group %d does not divide InC %d and OutC %d", p.Group, p.InC, p.OutC))
+	}
+	// Caffe: out = (in + 2*pad - (dil*(k-1)+1)) / stride + 1, floored.
+	oh := (p.InH+2*p.PH-(p.DH*(p.KH-1)+1))/p.SH + 1
+	ow := (p.InW+2*p.PW-(p.DW*(p.KW-1)+1))/p.SW + 1
+	if p.OutH != oh || p.OutW != ow {
+		panic(fmt.Sprintf("kernels: ConvParams output %dx%d, Caffe's formula gives %dx%d", p.OutH, p.OutW, oh, ow))
+	}
+}
+
+// ConvScratchSize is the number of float32s Conv2D needs as scratch for p:
+// one group's im2col matrix (none for 1x1 stride-1 unpadded convolutions)
+// plus the calling goroutine's GEMM packing buffers.
+func ConvScratchSize(p ConvParams) int {
+	p = p.normalized()
+	return workspaceSize() + p.colSize()
+}
+
+// Conv2D computes out = act(conv(in, w) + bias). w is OutC x InC/Group x KH x KW;
+// bias may be nil. len(scratch) >= ConvScratchSize(p). Zero strides,
+// dilations and group count mean 1. out must not overlap in, w or scratch.
+//
+// Each group is one GEMM, as in Caffe: out_g (OutC/G x OH*OW) = w_g
+// (OutC/G x K) * col_g (K x OH*OW) with K = InC/G*KH*KW, where col_g is the
+// im2col matrix of the group's input channels, or the input itself for a
+// pointwise convolution. The bias and the activation are applied in the
+// GEMM's epilogue.
+func Conv2D(r *Runner, p ConvParams, in, w, bias, out, scratch []float32, act Act) {
+	p = p.normalized()
+	p.check()
+	g := p.Group
+	icg, ocg := p.InC/g, p.OutC/g
+	k := icg * p.KH * p.KW
+	n := p.OutH * p.OutW
+	plane := p.InH * p.InW
+	wsSize := workspaceSize()
+	switch {
+	case len(in) < p.InC*plane:
+		panic(fmt.Sprintf("kernels: Conv2D: len(in) = %d < %d", len(in), p.InC*plane))
+	case len(w) < p.OutC*k:
+		panic(fmt.Sprintf("kernels: Conv2D: len(w) = %d < %d", len(w), p.OutC*k))
+	case bias != nil && len(bias) < p.OutC:
+		panic(fmt.Sprintf("kernels: Conv2D: len(bias) = %d < %d", len(bias), p.OutC))
+	case len(out) < p.OutC*n:
+		panic(fmt.Sprintf("kernels: Conv2D: len(out) = %d < %d", len(out), p.OutC*n))
+	case len(scratch) < wsSize+p.colSize():
+		panic(fmt.Sprintf("kernels: Conv2D: len(scratch) = %d < ConvScratchSize = %d", len(scratch), wsSize+p.colSize()))
+	}
+	r.lock()
+	defer r.unlock()
+	ws := newWorkspace(scratch[:wsSize])
+	col := scratch[wsSize : wsSize+p.colSize()]
+	for gi := 0; gi < g; gi++ {
+		src := in[gi*icg*plane : (gi+1)*icg*plane]
+		b := src
+		if !p.pointwise() {
+			r.im2col(&p, src, col)
+			b = col
+		}
+		r.gemm(gemmArgs{
+			m: ocg, n: n, k: k,
+			a: w[gi*ocg*k : (gi+1)*ocg*k], lda: k,
+			b: b, ldb: n,
+			c: out[gi*ocg*n : (gi+1)*ocg*n], ldc: n,
+			bias: biasFrom(bias, gi*ocg), act: act,
+		}, &ws)
+	}
+}
+
+type im2colTask struct {
+	p       ConvParams
+	in, col []float32
+}
+
+func (t *im2colTask) run(w, nw int, _ *workspace) {
+	lo, hi := share(t.p.InC/t.p.Group*t.p.KH*t.p.KW, w, nw)
+	im2colRows(&t.p, t.in, t.col, lo, hi)
+}
+
+// im2col fills col from one group's input channels in, split over r's workers.
+func (r *Runner) im2col(p *ConvParams, in, col []float32) {
+	rows := p.InC / p.Group * p.KH * p.KW
+	if r == nil {
+		im2colRows(p, in, col, 0, rows)
+		return
+	}
+	r.colT = im2colTask{p: *p, in: in, col: col}
+	r.dispatch(&r.colT)
+	r.colT = im2colTask{}
+}
+
+// im2colRows writes rows lo..hi-1 of the im2col matrix in Caffe's layout:
+// row (c*KH + kh)*KW + kw, column oh*OW + ow holds
+// in[c][oh*SH - PH + kh*DH][ow*SW - PW + kw*DW], or 0 in the padding.
+func im2colRows(p *ConvParams, in, col []float32, lo, hi int) {
+	n := p.OutH * p.OutW
+	for row := lo; row < hi; row++ {
+		c, kh, kw := row/(p.KH*p.KW), row/p.KW%p.KH, row%p.KW
+		plane := in[c*p.InH*p.InW : (c+1)*p.InH*p.InW]
+		dst := col[row*n : (row+1)*n]
+		iw0 := kw*p.DW - p.PW // input column of output column 0
+		// Output columns whose input column is inside the image, for stride 1.
+		owLo, owHi := min(max(-iw0, 0), p.OutW), min(max(p.InW-iw0, 0), p.OutW)
+		for oh := 0; oh < p.OutH; oh++ {
+			d := dst[oh*p.OutW : (oh+1)*p.OutW]
+			ih := oh*p.SH - p.PH + kh*p.DH
+			if ih < 0 || ih >= p.InH {
+				clear(d)
+				continue
+			}
+			src := plane[ih*p.InW : (ih+1)*p.InW]
+			if p.SW == 1 {
+				clear(d[:owLo])
+				copy(d[owLo:owHi], src[owLo+iw0:])
+				clear(d[owHi:])
+				continue
+			}
+			for ow := range d {
+				iw := ow*p.SW + iw0
+				if iw >= 0 && iw < p.InW {
+					d[ow] = src[iw]
+				} else {
+					d[ow] = 0
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// convNaive is the reference: the definition of Caffe's convolution as
+// direct loops in float64 (no im2col, no GEMM), with the scale sum of |terms|
+// for the tolerance (the GEMM tolerance applies: a convolution is one sum of
+// K = InC/G*KH*KW products per output).
+func convNaive(p ConvParams, in, w, bias []float32, act Act) (out, scale []float64) {
+	p = p.normalized()
+	icg, ocg := p.InC/p.Group, p.OutC/p.Group
+	out = make([]float64, p.OutC*p.OutH*p.OutW)
+	scale = make([]float64, len(out))
+	for oc := 0; oc < p.OutC; oc++ {
+		g := oc / ocg
+		for oh := 0; oh < p.OutH; oh++ {
+			for ow := 0; ow < p.OutW; ow++ {
+				var s, abs float64
+				if bias != nil {
+					s, abs = float64(bias[oc]), math.Abs(float64(bias[oc]))
+				}
+				for ic := 0; ic < icg; ic++ {
+					for kh := 0; kh < p.KH; kh++ {
+						for kw := 0; kw < p.KW; kw++ {
+							ih := oh*p.SH - p.PH + kh*p.DH
+							iw := ow*p.SW - p.PW + kw*p.DW
+							if ih < 0 || ih >= p.InH || iw < 0 || iw >= p.InW {
+								continue // zero padding
+							}
+							x := float64(in[((g*icg+ic)*p.InH+ih)*p.InW+iw])
+							t := x * float64(w[((oc*icg+ic)*p.KH+kh)*p.KW+kw])
+							s += t
+							abs += math.Abs(t)
+						}
+					}
+				}
+				i := (oc*p.OutH+oh)*p.OutW + ow
+				out[i], scale[i] = actRef(s, act), abs
+			}
+		}
+	}
+	return out, scale
+}
+
+// conv builds ConvParams with Caffe's output size.
+func conv(inC, inH, inW, outC, kh, kw, sh, sw, ph, pw, dh, dw, group int) ConvParams {
+	return ConvParams{
+		InC: inC, InH: inH, InW: inW, OutC: outC,
+		OutH: (inH+2*ph-(dh*(kh-1)+1))/sh + 1, OutW: (inW+2*pw-(dw*(kw-1)+1))/sw + 1,
+		KH: kh, KW: kw, SH: sh, SW: sw, PH: ph, PW: pw, DH: dh, DW: dw, Group: group,
+	}
+}
+
+var convCases = []struct {
+	name string
+	p    ConvParams
+}{
+	{"1x1", conv(8, 5, 7, 6, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+	{"1x1/odd", conv(13, 3, 3, 29, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+	{"1x1/stride2", conv(16, 9, 8, 12, 1, 1, 2, 2, 0, 0, 1, 1, 1)}, // ResNet projection shortcut
+	{"1x1/pad1", conv(3, 4, 4, 5, 1, 1, 1, 1, 1, 1, 1, 1, 1)},
+	{"3x3/pad1", conv(16, 14, 14, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
+	{"3x3/stride2", conv(8, 15, 15, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1)},
+	{"7x7/stride2/pad3", conv(3, 31, 29, 16, 7, 7, 2, 2, 3, 3, 1, 1, 1)}, // conv1 shape, small
+	{"group2", conv(8, 6, 6, 10, 3, 3, 1, 1, 1, 1, 1, 1, 2)},
+	{"group4/depthwise-ish", conv(4, 5, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4)},
+	{"dilation2", conv(5, 11, 9, 7, 3, 3, 1, 1, 2, 2, 2, 2, 1)},
+	{"asymmetric", conv(3, 10, 13, 5, 2, 4, 3, 1, 0, 2, 1, 2, 1)},
+	{"kernel=input", conv(6, 4, 4, 3, 4, 4, 1, 1, 0, 0, 1, 1, 1)},
+	{"pad>kernel/2", conv(2, 3, 3, 3, 3, 3, 1, 2, 2, 3, 1, 1, 1)},
+	{"1x1 spatial out", conv(32, 3, 3, 9, 3, 3, 1, 1, 0, 0, 1, 1, 1)},
+	{"wide", conv(4, 3, 700, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
+	{"deep", conv(512, 3, 3, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1)}, // K = 4608 as in res5
+}
+
+func runConvCase(t *testing.T, r *Runner, name string, p ConvParams, withBias bool, act Act) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(p.InC*7919+p.OutC*31+p.KH), 7))
+	in := randSlice(rng, p.InC*p.InH*p.InW)
+	w := randSlice(rng, p.OutC*p.InC/max(p.Group, 1)*p.KH*p.KW)
+	var bias []float32
+	if withBias {
+		bias = randSlice(rng, p.OutC)
+	}
+	out := newGuarded(p.OutC * p.OutH * p.OutW)
+	scratch := newGuarded(ConvScratchSize(p))
+	Conv2D(r, p, in, w, bias, out.s(), scratch.s(), act)
+	what := fmt.Sprintf("%s threads=%d bias=%v act=%v", name, r.Threads(), withBias, act)
+	out.check(t, what+" (out)")
+	scratch.check(t, what+" (scratch)")
+	want, scale := convNaive(p, in, w, bias, act)
+	got := out.s()
+	for i := range want {
+		if !closeTo(got[i], want[i], scale[i], gemmTol, gemmEps) {
+			t.Fatalf("%s: out[%d] = %v, want %v", what, i, got[i], want[i])
+		}
+	}
+}
+
+func TestConv2D(t *testing.T) {
+	runners := []*Runner{nil, NewRunner(1), NewRunner(2), NewRunner(3)}
+	defer func() {
+		for _, r := range runners {
+			r.Close()
+		}
+	}()
+	for i, c := range convCases {
+		for j, r := range runners {
+			runConvCase(t, r, c.name, c.p, (i+j)%2 == 0, acts[(i+j)%len(acts)])
+		}
+	}
+}
+
+// TestConv2DOnes is hand-checkable: all-ones input and weights, 3x3, pad 1,
+// so each output counts the in-image taps: 4 in a corner, 6 on an edge, 9
+// inside, times the input channels, plus the bias.
+func TestConv2DOnes(t *testing.T) {
+	p := conv(2, 4, 4, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1)
+	in := make([]float32, 2*16)
+	w := make([]float32, 2*9)
+	for i := range in {
+		in[i] = 1
+	}
+	for i := range w {
+		w[i] = 1
+	}
+	out := make([]float32, 16)
+	Conv2D(nil, p, in, w, []float32{0.5}, out, make([]float32, ConvScratchSize(p)), Act{})
+	want := []float32{
+		8.5, 12.5, 12.5, 8.5,
+		12.5, 18.5, 18.5, 12.5,
+		12.5, 18.5, 18.5, 12.5,
+		8.5, 12.5, 12.5, 8.5,
+	}
+	for i := range want {
+		if out[i] != want[i] {
+			t.Fatalf("out = %v, want %v", out, want)
+		}
+	}
+}
+
+func TestConv2DRejectsBadParams(t *testing.T) {
+	p := conv(4, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1)
+	bad := []struct {
+		name string
+		edit func(*ConvParams)
+	}{
+		{"output size", func(p *ConvParams) { p.OutH++ }},
+		{"group", func(p *ConvParams) { p.Group = 3 }},
+		{"negative pad", func(p *ConvParams) { p.PH = -1 }},
+	}
+	for _, b := range bad {
+		q := p
+		b.edit(&q)
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: Conv2D did not panic on %+v", b.name, q)
+				}
+			}()
+			Conv2D(nil, q, make([]float32, 100), make([]float32, 144), nil, make([]float32, 100), make([]float32, ConvScratchSize(q)+100), Act{})
+		}()
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Conv2D accepted a scratch slice shorter than ConvScratchSize")
+		}
+	}()
+	Conv2D(nil, p, make([]float32, 100), make([]float32, 144), nil, make([]float32, 100), make([]float32, ConvScratchSize(p)-1), Act{})
+}

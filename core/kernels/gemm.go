@@ -1,0 +1,107 @@
+package kernels
+
+// gemmArgs describes C = act(A*B + bias): A is m x k with row stride lda,
+// B is k x n with row stride ldb, C is m x n with row stride ldc, all
+// row-major; bias holds m values (one per row of C, that is per output
+// channel) or is nil. C is overwritten, never read before it is written.
+type gemmArgs struct {
+	m, n, k int
+	a       []float32
+	lda     int
+	b       []float32
+	ldb     int
+	c       []float32
+	ldc     int
+	bias    []float32
+	act     Act
+}
+
+type gemmTask struct{ g gemmArgs }
+
+func (t *gemmTask) run(w, nw int, ws *workspace) { runGemm(&t.g, w, nw, ws) }
+
+// gemm runs g on r's workers, the caller with ws; a nil r runs it all here.
+func (r *Runner) gemm(g gemmArgs, ws *workspace) {
+	if r == nil {
+		runGemm(&g, 0, 1, ws)
+		return
+	}
+	r.gemmT.g = g
+	if ws != nil {
+		r.ws[0] = *ws // stored, not pointed to, so that ws stays on the caller's stack
+	}
+	r.dispatch(&r.gemmT)
+	r.gemmT.g, r.ws[0] = gemmArgs{}, workspace{} // drop references to the caller's slices
+}
+
+// runGemm computes worker w's share of g. Wide products are split over
+// columns of C in whole micro-tile widths (each worker packs its own panels
+// of B and reads all of A); narrow ones, like the 7x7 layers of ResNet's
+// last stage, over rows. A single column (inner product, 1x1 spatial) is a
+// matrix-vector product split over rows.
+func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
+	if g.m == 0 || g.n == 0 {
+		return
+	}
+	if g.n == 1 && g.ldb == 1 {
+		lo, hi := share(g.m, w, nw)
+		if lo < hi {
+			gemv(hi-lo, g.k, g.a[lo*g.lda:], g.lda, g.b[:g.k], g.c[lo*g.ldc:], g.ldc, biasFrom(g.bias, lo), g.act)
+		}
+		return
+	}
+	if nw == 1 {
+		gemm(ws, g)
+		return
+	}
+	sub := *g
+	nr := gemmNR()
+	if units := (g.n + nr - 1) / nr; units >= 4*nw {
+		lo, hi := share(units, w, nw)
+		lo, hi = lo*nr, min(hi*nr, g.n)
+		if lo >= hi {
+			return
+		}
+		sub.n = hi - lo
+		sub.b = g.b[lo:]
+		sub.c = g.c[lo:]
+	} else {
+		units := (g.m + gemmMR - 1) / gemmMR
+		lo, hi := share(units, w, nw)
+		lo, hi = lo*gemmMR, min(hi*gemmMR, g.m)
+		if lo >= hi {
+			return
+		}
+		sub.m = hi - lo
+		sub.a = g.a[lo*g.lda:]
+		sub.c = g.c[lo*g.ldc:]
+		sub.bias = biasFrom(g.bias, lo)
+	}
+	gemm(ws, &sub)
+}
+
+func biasFrom(bias []float32, lo int) []float32 {
+	if bias == nil {
+		return nil
+	}
+	return bias[lo:]
+}
+
+// actScalar applies a to one value (Caffe ReLU: x > 0 ? x : x*negative_slope).
+func actScalar(x float32, a Act) float32 {
+	if a.ReLU && !(x > 0) {
+		return x * a.Slope
+	}
+	return x
+}
+
+// gemmMR is the number of rows of C a GEMM micro-kernel computes at once
+// (both builds split work between goroutines in multiples of it).
+const gemmMR = 4
+
+// workspace holds one worker's GEMM buffers: b for a packed panel of B,
+// tile for one micro-tile of C before its epilogue. The scalar build needs
+// neither.
+type workspace struct {
+	b, tile []float32
+}

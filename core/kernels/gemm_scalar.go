@@ -1,0 +1,26 @@
+//go:build !goexperiment.simd
+
+package kernels
+
+// The scalar build: every kernel is its portable twin.
+
+const impl = "scalar"
+
+func gemm(ws *workspace, g *gemmArgs) { gemmGeneric(g) }
+
+func gemv(m, k int, a []float32, lda int, x, y []float32, ldy int, bias []float32, act Act) {
+	gemvGeneric(m, k, a, lda, x, y, ldy, bias, act)
+}
+
+// gemmNR is the column granularity used to split work between goroutines.
+func gemmNR() int { return 16 }
+
+func workspaceSize() int { return 0 }
+
+func newWorkspace(buf []float32) workspace { return workspace{} }
+
+func activate(in, out []float32, act Act) { activateGeneric(in, out, act) }
+
+func addAct(a, b, out []float32, act Act) { addActGeneric(a, b, out, act) }
+
+func widenF16(dst []float32, src []uint16) { widenF16Generic(dst, src) }

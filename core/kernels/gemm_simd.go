@@ -1,0 +1,408 @@
+//go:build goexperiment.simd
+
+package kernels
+
+import "simd"
+
+// The simd build: a blocked, packed GEMM in the style of Goto and van de
+// Geijn over the portable simd package. Vector values never cross a function
+// boundary (see the BUGs in `go doc simd`): every function below loads,
+// computes and stores within itself and passes slices.
+
+const impl = "simd"
+
+// vecLen is the number of float32 lanes of a simd.Float32s: 4 with WASM
+// SIMD128, 8 with AVX2, 16 with AVX-512. It is fixed for one execution but
+// not at compile time, so it is asked for at run time (never in a var
+// initializer).
+func vecLen() int {
+	var z simd.Float32s
+	return z.Len()
+}
+
+// gemmNRVecs is the width of the micro-tile in vectors: the micro-kernel
+// keeps gemmMR x gemmNRVecs = 12 accumulators, plus 3 loads of B and one
+// broadcast of A, within the 16 vector registers of AVX2 and of the x86
+// hosts that run WASM SIMD128.
+const gemmNRVecs = 3
+
+// gemmNR is the micro-tile width in columns of C.
+func gemmNR() int { return gemmNRVecs * vecLen() }
+
+// Cache blocking. A kc x nr sliver of packed B (at most 16 KiB) stays in L1
+// while the micro-kernel walks a block of gemmMC rows of A (kc values of
+// each: at most 256 KiB, kept in L2 across the slivers); the kc x nc panel
+// of B (about 1.4 MiB with AVX2) is packed once per K slice.
+const gemmMC = 256
+
+func gemmKC() int { return max(64, 4096/gemmNR()) }
+
+func gemmNC() int { return 2048 / gemmNR() * gemmNR() }
+
+func workspaceSize() int {
+	kc, nc, nr := gemmKC(), gemmNC(), gemmNR()
+	return kc*nc + gemmMR*nr
+}
+
+func newWorkspace(buf []float32) workspace {
+	kc, nc, nr := gemmKC(), gemmNC(), gemmNR()
+	nb, nt := kc*nc, gemmMR*nr
+	return workspace{
+		b:    buf[:nb:nb],
+		tile: buf[nb : nb+nt : nb+nt],
+	}
+}
+
+// gemm computes C = act(A*B + bias) (see gemmArgs) with the workspace ws.
+//
+// Loops, outermost first: nc-wide panels of B; kc-deep slices of K (the
+// panel's slice packed once, into nr-wide slivers); blocks of gemmMC rows of
+// A; nr-wide slivers of the panel, each staying in L1 while the block's rows
+// stream past it; groups of gemmMR rows, each one micro-kernel call writing a
+// tile of C. A is read in place: each of the micro-kernel's four rows is a
+// contiguous run of kc values, which the hardware prefetches as well as a
+// packed copy, and packing A would cost as much as the product when N is
+// small (ResNet's 7x7 layers). The first K slice adds the bias, the last
+// applies the activation, while the tile is still in registers.
+func gemm(ws *workspace, g *gemmArgs) {
+	m, n, k := g.m, g.n, g.k
+	if k == 0 {
+		for i := 0; i < m; i++ {
+			fillBias(g.c[i*g.ldc:i*g.ldc+n], g.bias, i)
+		}
+		activateRows(g, 0, m)
+		return
+	}
+	L := vecLen()
+	nr, nc := gemmNR(), gemmNC()
+	// Split K into equal slices no deeper than gemmKC.
+	slices := (k + gemmKC() - 1) / gemmKC()
+	kcStep := (k + slices - 1) / slices
+	for jc := 0; jc < n; jc += nc {
+		ncur := min(nc, n-jc)
+		for pc := 0; pc < k; pc += kcStep {
+			kc := min(kcStep, k-pc)
+			first, last := pc == 0, pc+kc == k
+			packB(ws.b, g.b[pc*g.ldb+jc:], g.ldb, kc, ncur, nr, L)
+			for ic := 0; ic < m; ic += gemmMC {
+				mcur := min(gemmMC, m-ic)
+				gemmBlock(ws, g, ic, mcur, jc, ncur, pc, kc, first, last)
+			}
+		}
+	}
+}
+
+// gemmBlock computes the tile rows ic..ic+mcur-1, columns jc..jc+ncur-1 of
+// C for the K slice pc..pc+kc-1, whose panel of B is packed in ws.b.
+func gemmBlock(ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc int, first, last bool) {
+	L := vecLen()
+	nr := gemmNR()
+	m := ic + mcur
+	for jr := 0; jr < ncur; jr += nr {
+		cols := min(nr, ncur-jr)
+		width := sliverWidth(cols, nr, L)
+		bp := ws.b[jr*kc : jr*kc+kc*width]
+		for i := ic; i < m; i += gemmMR {
+			// Rows past m repeat the last row; their results are not stored.
+			a0 := g.a[i*g.lda+pc:]
+			a1 := g.a[min(i+1, m-1)*g.lda+pc:]
+			a2 := g.a[min(i+2, m-1)*g.lda+pc:]
+			a3 := g.a[min(i+3, m-1)*g.lda+pc:]
+			rows := min(gemmMR, m-i)
+			if cols == nr && rows == gemmMR && !(last && g.act.ReLU && g.act.Slope != 0) {
+				// A full tile: straight into C, the epilogue done in registers.
+				kernel4x3(kc, a0, a1, a2, a3, bp, g.c[i*g.ldc+jc+jr:], g.ldc,
+					biasFrom(g.bias, i), first, last && g.act.ReLU)
+				continue
+			}
+			// A partial tile (or a leaky ReLU): into ws.tile, then the epilogue.
+			if width == nr {
+				kernel4x3(kc, a0, a1, a2, a3, bp, ws.tile, nr, nil, true, false)
+			} else {
+				for v := 0; v < width; v += L {
+					kernel4x1(kc, a0, a1, a2, a3, bp[v:], width, ws.tile[v:], nr)
+				}
+			}
+			epilogue(ws.tile, nr, g.c[i*g.ldc+jc+jr:], g.ldc,
+				rows, cols, g.bias, i, first, last, g.act)
+		}
+	}
+}
+
+// sliverWidth is the packed width of a sliver holding cols columns: nr, or
+// for the last, narrower sliver, cols rounded up to whole vectors.
+func sliverWidth(cols, nr, L int) int {
+	if cols == nr {
+		return nr
+	}
+	return (cols + L - 1) / L * L
+}
+
+// packB copies the kc x ncur panel of B at b (row stride ldb) into dst as
+// nr-column slivers: a sliver of width w holds kc rows of w values. The last
+// sliver is narrower (whole vectors), its columns past ncur zero.
+func packB(dst, b []float32, ldb, kc, ncur, nr, L int) {
+	for jr := 0; jr < ncur; jr += nr {
+		cols := min(nr, ncur-jr)
+		w := sliverWidth(cols, nr, L)
+		d := dst[jr*kc : jr*kc+kc*w]
+		for p := 0; p < kc; p++ {
+			row := d[p*w : (p+1)*w]
+			copy(row, b[p*ldb+jr:p*ldb+jr+cols])
+			clear(row[cols:])
+		}
+	}
+}
+
+// kernel4x3 is the micro-kernel: it computes the 4 x 3L product of four rows
+// of A (kc values each, read in place: they are contiguous in memory, so A
+// needs no packing) and a packed sliver of B (kc x 3L), and writes it to c
+// (row stride ldc) with the epilogue of one K slice applied while the tile is
+// in registers: on the first slice c = product + bias[r] (no bias when bias
+// is nil), on later ones c += product; then ReLU (slope 0) when relu.
+func kernel4x3(kc int, a0, a1, a2, a3, bp, c []float32, ldc int, bias []float32, first, relu bool) {
+	var z simd.Float32s
+	L := z.Len()
+	nr := 3 * L
+	c00, c01, c02, c10, c11, c12 := z, z, z, z, z, z
+	c20, c21, c22, c30, c31, c32 := z, z, z, z, z, z
+	a0, a1, a2, a3 = a0[:kc], a1[:kc], a2[:kc], a3[:kc]
+	bp = bp[:kc*nr]
+	for p := 0; p < kc; p++ {
+		b := bp[p*nr : p*nr+nr]
+		b0 := simd.LoadFloat32s(b)
+		b1 := simd.LoadFloat32s(b[L:])
+		b2 := simd.LoadFloat32s(b[2*L:])
+		x := simd.BroadcastFloat32s(a0[p])
+		c00 = x.MulAdd(b0, c00)
+		c01 = x.MulAdd(b1, c01)
+		c02 = x.MulAdd(b2, c02)
+		x = simd.BroadcastFloat32s(a1[p])
+		c10 = x.MulAdd(b0, c10)
+		c11 = x.MulAdd(b1, c11)
+		c12 = x.MulAdd(b2, c12)
+		x = simd.BroadcastFloat32s(a2[p])
+		c20 = x.MulAdd(b0, c20)
+		c21 = x.MulAdd(b1, c21)
+		c22 = x.MulAdd(b2, c22)
+		x = simd.BroadcastFloat32s(a3[p])
+		c30 = x.MulAdd(b0, c30)
+		c31 = x.MulAdd(b1, c31)
+		c32 = x.MulAdd(b2, c32)
+	}
+	r0, r1, r2, r3 := c[:nr], c[ldc:ldc+nr], c[2*ldc:2*ldc+nr], c[3*ldc:3*ldc+nr]
+	switch {
+	case !first:
+		c00 = c00.Add(simd.LoadFloat32s(r0))
+		c01 = c01.Add(simd.LoadFloat32s(r0[L:]))
+		c02 = c02.Add(simd.LoadFloat32s(r0[2*L:]))
+		c10 = c10.Add(simd.LoadFloat32s(r1))
+		c11 = c11.Add(simd.LoadFloat32s(r1[L:]))
+		c12 = c12.Add(simd.LoadFloat32s(r1[2*L:]))
+		c20 = c20.Add(simd.LoadFloat32s(r2))
+		c21 = c21.Add(simd.LoadFloat32s(r2[L:]))
+		c22 = c22.Add(simd.LoadFloat32s(r2[2*L:]))
+		c30 = c30.Add(simd.LoadFloat32s(r3))
+		c31 = c31.Add(simd.LoadFloat32s(r3[L:]))
+		c32 = c32.Add(simd.LoadFloat32s(r3[2*L:]))
+	case bias != nil:
+		bias = bias[:4]
+		x := simd.BroadcastFloat32s(bias[0])
+		c00, c01, c02 = c00.Add(x), c01.Add(x), c02.Add(x)
+		x = simd.BroadcastFloat32s(bias[1])
+		c10, c11, c12 = c10.Add(x), c11.Add(x), c12.Add(x)
+		x = simd.BroadcastFloat32s(bias[2])
+		c20, c21, c22 = c20.Add(x), c21.Add(x), c22.Add(x)
+		x = simd.BroadcastFloat32s(bias[3])
+		c30, c31, c32 = c30.Add(x), c31.Add(x), c32.Add(x)
+	}
+	if relu {
+		c00, c01, c02 = c00.Max(z), c01.Max(z), c02.Max(z)
+		c10, c11, c12 = c10.Max(z), c11.Max(z), c12.Max(z)
+		c20, c21, c22 = c20.Max(z), c21.Max(z), c22.Max(z)
+		c30, c31, c32 = c30.Max(z), c31.Max(z), c32.Max(z)
+	}
+	c00.Store(r0)
+	c01.Store(r0[L:])
+	c02.Store(r0[2*L:])
+	c10.Store(r1)
+	c11.Store(r1[L:])
+	c12.Store(r1[2*L:])
+	c20.Store(r2)
+	c21.Store(r2[L:])
+	c22.Store(r2[2*L:])
+	c30.Store(r3)
+	c31.Store(r3[L:])
+	c32.Store(r3[2*L:])
+	clearUpper()
+}
+
+// kernel4x1 is the micro-kernel for the narrow last sliver: t (row stride
+// ldt) = the 4 x L product of four rows of A and one vector column of a
+// packed sliver of B whose rows are ldb apart.
+func kernel4x1(kc int, a0, a1, a2, a3, bp []float32, ldb int, t []float32, ldt int) {
+	var z simd.Float32s
+	L := z.Len()
+	c0, c1, c2, c3 := z, z, z, z
+	a0, a1, a2, a3 = a0[:kc], a1[:kc], a2[:kc], a3[:kc]
+	for p := 0; p < kc; p++ {
+		b0 := simd.LoadFloat32s(bp[p*ldb : p*ldb+L])
+		c0 = simd.BroadcastFloat32s(a0[p]).MulAdd(b0, c0)
+		c1 = simd.BroadcastFloat32s(a1[p]).MulAdd(b0, c1)
+		c2 = simd.BroadcastFloat32s(a2[p]).MulAdd(b0, c2)
+		c3 = simd.BroadcastFloat32s(a3[p]).MulAdd(b0, c3)
+	}
+	c0.Store(t[0:])
+	c1.Store(t[ldt:])
+	c2.Store(t[2*ldt:])
+	c3.Store(t[3*ldt:])
+	clearUpper()
+}
+
+// epilogue moves a rows x cols tile t (row stride ldt) into C at c (row
+// stride ldc): on the first K slice C = t + bias[i0+r], later C += t; on the
+// last K slice the activation is applied.
+func epilogue(t []float32, ldt int, c []float32, ldc, rows, cols int, bias []float32, i0 int, first, last bool, act Act) {
+	var zero simd.Float32s
+	L := zero.Len()
+	relu := last && act.ReLU
+	leaky := relu && act.Slope != 0
+	for r := 0; r < rows; r++ {
+		tr := t[r*ldt : r*ldt+ldt] // ldt >= cols rounded up to whole vectors
+		cr := c[r*ldc : r*ldc+cols]
+		base := zero
+		if bias != nil {
+			base = simd.BroadcastFloat32s(bias[i0+r])
+		}
+		for j := 0; j < cols; j += L {
+			full := j+L <= cols
+			v := simd.LoadFloat32s(tr[j:])
+			switch {
+			case first:
+				v = v.Add(base)
+			case full:
+				v = v.Add(simd.LoadFloat32s(cr[j:]))
+			default:
+				old, _ := simd.LoadFloat32sPart(cr[j:])
+				v = v.Add(old)
+			}
+			if leaky {
+				v = v.Min(zero).MulAdd(simd.BroadcastFloat32s(act.Slope), v.Max(zero))
+			} else if relu {
+				v = v.Max(zero)
+			}
+			if full {
+				v.Store(cr[j:])
+			} else {
+				v.StorePart(cr[j:])
+			}
+		}
+	}
+	clearUpper()
+}
+
+// gemv computes y[i*ldy] = act(dot(row i of A, x) + bias[i]) for i < m,
+// four rows at a time sharing each vector load of x.
+func gemv(m, k int, a []float32, lda int, x, y []float32, ldy int, bias []float32, act Act) {
+	var z simd.Float32s
+	L := z.Len()
+	x = x[:k]
+	kv := k - k%L
+	var buf [4 * 16]float32 // lanes of the four accumulators (L <= 16)
+	i := 0
+	for ; i+4 <= m; i += 4 {
+		r0 := a[i*lda : i*lda+k]
+		r1 := a[(i+1)*lda : (i+1)*lda+k]
+		r2 := a[(i+2)*lda : (i+2)*lda+k]
+		r3 := a[(i+3)*lda : (i+3)*lda+k]
+		s0, s1, s2, s3 := z, z, z, z
+		for p := 0; p < kv; p += L {
+			xv := simd.LoadFloat32s(x[p:])
+			s0 = simd.LoadFloat32s(r0[p:]).MulAdd(xv, s0)
+			s1 = simd.LoadFloat32s(r1[p:]).MulAdd(xv, s1)
+			s2 = simd.LoadFloat32s(r2[p:]).MulAdd(xv, s2)
+			s3 = simd.LoadFloat32s(r3[p:]).MulAdd(xv, s3)
+		}
+		s0.Store(buf[0:])
+		s1.Store(buf[L:])
+		s2.Store(buf[2*L:])
+		s3.Store(buf[3*L:])
+		clearUpper()
+		for r := 0; r < 4; r++ {
+			row := a[(i+r)*lda : (i+r)*lda+k]
+			y[(i+r)*ldy] = finishDot(buf[r*L:(r+1)*L], row[kv:], x[kv:], bias, i+r, act)
+		}
+	}
+	for ; i < m; i++ {
+		row := a[i*lda : i*lda+k]
+		s := z
+		for p := 0; p < kv; p += L {
+			s = simd.LoadFloat32s(row[p:]).MulAdd(simd.LoadFloat32s(x[p:]), s)
+		}
+		s.Store(buf[0:])
+		clearUpper()
+		y[i*ldy] = finishDot(buf[:L], row[kv:], x[kv:], bias, i, act)
+	}
+}
+
+// finishDot adds up the lanes of a dot product, its scalar tail, the bias
+// and applies the activation.
+func finishDot(lanes, rowTail, xTail, bias []float32, i int, act Act) float32 {
+	var s float32
+	for _, v := range lanes {
+		s += v
+	}
+	for p, v := range rowTail {
+		s += v * xTail[p]
+	}
+	if bias != nil {
+		s += bias[i]
+	}
+	return actScalar(s, act)
+}
+
+// activate applies act elementwise; out may alias in.
+func activate(in, out []float32, act Act) {
+	if !act.ReLU {
+		copy(out[:len(in)], in)
+		return
+	}
+	var zero simd.Float32s
+	L := zero.Len()
+	out = out[:len(in)]
+	i := 0
+	if act.Slope != 0 {
+		slope := simd.BroadcastFloat32s(act.Slope)
+		for ; i+L <= len(in); i += L {
+			v := simd.LoadFloat32s(in[i:])
+			v.Min(zero).MulAdd(slope, v.Max(zero)).Store(out[i:])
+		}
+	} else {
+		for ; i+L <= len(in); i += L {
+			simd.LoadFloat32s(in[i:]).Max(zero).Store(out[i:])
+		}
+	}
+	clearUpper()
+	activateGeneric(in[i:], out[i:], act)
+}
+
+// addAct computes out = act(a + b) elementwise; out may alias a or b.
+func addAct(a, b, out []float32, act Act) {
+	var zero simd.Float32s
+	L := zero.Len()
+	b, out = b[:len(a)], out[:len(a)]
+	relu, leaky := act.ReLU, act.ReLU && act.Slope != 0
+	slope := simd.BroadcastFloat32s(act.Slope)
+	i := 0
+	for ; i+L <= len(a); i += L {
+		v := simd.LoadFloat32s(a[i:]).Add(simd.LoadFloat32s(b[i:]))
+		if leaky {
+			v = v.Min(zero).MulAdd(slope, v.Max(zero))
+		} else if relu {
+			v = v.Max(zero)
+		}
+		v.Store(out[i:])
+	}
+	clearUpper()
+	addActGeneric(a[i:], b[i:], out[i:], act)
+}

@@ -1,0 +1,132 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// poolNaive is the reference, written from Caffe's pooling_layer.cpp
+// (Forward_cpu) rather than from Pool2D: float64 sums, windows enumerated
+// over the padded grid and filtered.
+func poolNaive(p PoolParams, in []float32) []float64 {
+	p = p.normalized()
+	out := make([]float64, p.C*p.OutH*p.OutW)
+	for c := 0; c < p.C; c++ {
+		for oh := 0; oh < p.OutH; oh++ {
+			for ow := 0; ow < p.OutW; ow++ {
+				m, sum, count := -math.MaxFloat32, 0.0, 0
+				for kh := 0; kh < p.KH; kh++ {
+					for kw := 0; kw < p.KW; kw++ {
+						ih, iw := oh*p.SH-p.PH+kh, ow*p.SW-p.PW+kw
+						if ih < p.InH+p.PH && iw < p.InW+p.PW {
+							count++ // Caffe's AVE divisor: taps inside the padded input
+						}
+						if ih < 0 || iw < 0 || ih >= p.InH || iw >= p.InW {
+							continue
+						}
+						v := float64(in[(c*p.InH+ih)*p.InW+iw])
+						m = math.Max(m, v)
+						sum += v
+					}
+				}
+				i := (c*p.OutH+oh)*p.OutW + ow
+				if p.Max {
+					out[i] = m
+				} else {
+					out[i] = sum / float64(count)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// caffeOut is Caffe's pooled size: ceil((in + 2*pad - k) / stride) + 1,
+// minus one when the last window would start inside the padding.
+func caffeOut(in, k, s, pad int) int {
+	out := (in+2*pad-k+s-1)/s + 1
+	if pad > 0 && (out-1)*s >= in+pad {
+		out--
+	}
+	return out
+}
+
+func pool(max bool, c, inH, inW, kh, kw, sh, sw, ph, pw int) PoolParams {
+	return PoolParams{Max: max, C: c, InH: inH, InW: inW, KH: kh, KW: kw, SH: sh, SW: sw, PH: ph, PW: pw,
+		OutH: caffeOut(inH, kh, sh, ph), OutW: caffeOut(inW, kw, sw, pw)}
+}
+
+// Tolerance: MAX is exact (a selection). AVE sums at most KH*KW values in
+// float32 and divides once: within (KH*KW+1) * 2^-24 of the mean of |x| in
+// the window; tol 1e-6 + 1e-6*|ref| covers windows up to 7x7 on |x| <= 1.
+func TestPool2D(t *testing.T) {
+	var cases []PoolParams
+	for _, max := range []bool{true, false} {
+		cases = append(cases,
+			pool(max, 3, 112, 112, 3, 3, 2, 2, 0, 0), // ResNet pool1 (ceil: 56)
+			pool(max, 5, 7, 7, 7, 7, 1, 1, 0, 0),     // global, ResNet pool5
+			pool(max, 2, 9, 8, 3, 3, 2, 2, 1, 1),
+			pool(max, 2, 10, 10, 3, 3, 2, 2, 1, 1), // last window half in the padding
+			pool(max, 1, 6, 5, 2, 3, 2, 1, 1, 2),
+			pool(max, 4, 1, 1, 1, 1, 1, 1, 0, 0),
+			pool(max, 2, 13, 11, 5, 4, 3, 3, 2, 1),
+		)
+	}
+	runners := []*Runner{nil, NewRunner(2), NewRunner(3)}
+	defer func() {
+		for _, r := range runners {
+			r.Close()
+		}
+	}()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, p := range cases {
+		in := randSlice(rng, p.C*p.InH*p.InW)
+		want := poolNaive(p, in)
+		for _, r := range runners {
+			out := newGuarded(len(want))
+			Pool2D(r, p, in, out.s())
+			what := fmt.Sprintf("%+v threads=%d", p, r.Threads())
+			out.check(t, what)
+			for i, w := range want {
+				got := out.s()[i]
+				if p.Max && float64(got) != w || !p.Max && !closeTo(got, w, w, 1e-6, 1e-6) {
+					t.Fatalf("%s: out[%d] = %v, want %v", what, i, got, w)
+				}
+			}
+		}
+	}
+}
+
+// TestPool2DHand checks Caffe's AVE divisor on a 4x4 input holding 1..16,
+// kernel 3, stride 2, pad 1 (out 3x3): the bottom-right window covers padded
+// rows/cols 3..5, clipped to the padded input (3..4) the divisor is 2*2=4,
+// while only in[3][3] = 16 is in the image, so it gives 16/4 = 4.
+func TestPool2DHand(t *testing.T) {
+	in := make([]float32, 16)
+	for i := range in {
+		in[i] = float32(i + 1)
+	}
+	p := pool(false, 1, 4, 4, 3, 3, 2, 2, 1, 1)
+	out := make([]float32, 9)
+	Pool2D(nil, p, in, out)
+	want := []float32{
+		14.0 / 9, 30.0 / 9, 12.0 / 6,
+		57.0 / 9, 99.0 / 9, 36.0 / 6,
+		27.0 / 6, 45.0 / 6, 16.0 / 4,
+	}
+	for i := range want {
+		if math.Abs(float64(out[i]-want[i])) > 1e-6 {
+			t.Fatalf("AVE out = %v, want %v", out, want)
+		}
+	}
+	p.Max = true
+	Pool2D(nil, p, in, out)
+	wantMax := []float32{6, 8, 8, 14, 16, 16, 14, 16, 16}
+	for i := range wantMax {
+		if out[i] != wantMax[i] {
+			t.Fatalf("MAX out = %v, want %v", out, wantMax)
+		}
+	}
+}

@@ -1,0 +1,365 @@
+package core
+
+// This file is the public API the front ends (tools/classify, wasm/) call.
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"io/fs"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/residual-go/residual/core/kernels"
+	"github.com/residual-go/residual/core/preprocess"
+	"github.com/residual-go/residual/core/weights"
+)
+
+// Options configure Open.
+type Options struct {
+	// Float32Weights widens every float16 weight to float32 once at load (faster,
+	// twice the memory). The default keeps weights as float16 and widens per op
+	// into a reused scratch buffer: the mode a 128 MB Cloudflare Worker needs.
+	Float32Weights bool
+	// Threads is the number of goroutines kernels use (0: runtime.NumCPU()).
+	Threads int
+	// MaxPixels refuses larger images before decoding (0: preprocess.DefaultMaxPixels).
+	MaxPixels int
+	// Progress, if set, is called while shards are read and verified.
+	Progress func(done, total int64)
+	// Backend, if set, builds the backend that runs the network from the
+	// verified weights (a GPU backend, say) instead of the CPU executor. It
+	// may fall back to NewCPU itself. Float32Weights and Threads are then
+	// up to it (they are passed along in opts).
+	Backend func(w *weights.Weights, opts Options) (Backend, error)
+}
+
+// Model is a loaded network. Its methods are safe for concurrent use; the
+// Classify methods decode in parallel but run one inference at a time (a
+// mutex guards the executor's buffers, which are planned once per Model).
+// Open several Models for parallel inference.
+type Model struct {
+	w         *weights.Weights
+	info      Info
+	spec      preprocess.Spec
+	maxPixels int
+	classes   int
+	labels    []string
+
+	mu      sync.Mutex // guards everything below
+	backend Backend
+	bufs    preprocess.Buffers
+	crops   [10][]float32 // preprocessed inputs, allocated on first use
+	sum     []float64     // 10-crop softmax sum
+	closed  bool
+}
+
+// Open loads the converted model whose manifest.json is at the root of fsys,
+// verifying every shard's sha256. When fsys implements fs.ReadFileFS, the
+// byte slices it returns are kept as the float16 weights without copying.
+//
+// Errors: *weights.FormatError, *weights.ShardError, *weights.ChecksumError
+// for a broken model directory (each says how to regenerate it); whatever
+// Options.Backend returns; an *InternalError if planning panicked (a bug).
+func Open(fsys fs.FS, opts Options) (_ *Model, err error) {
+	defer recoverInternal(&err)
+	if opts.Threads < 0 {
+		return nil, &OptionError{Option: "Threads", Msg: fmt.Sprintf("%d; use 0 (all cores) or more", opts.Threads)}
+	}
+	w, err := weights.Read(fsys, weights.ReadOptions{Progress: opts.Progress})
+	if err != nil {
+		return nil, err
+	}
+	m := w.Manifest
+	model := &Model{w: w, maxPixels: opts.MaxPixels, classes: m.Classes(), labels: m.Labels}
+	if model.maxPixels <= 0 {
+		model.maxPixels = preprocess.DefaultMaxPixels
+	}
+	model.spec = preprocess.Spec{
+		Channels:     m.Input.Channels,
+		Height:       m.Input.Height,
+		Width:        m.Input.Width,
+		Resize:       m.Preprocess.Resize,
+		ChannelOrder: m.Preprocess.ChannelOrder,
+		Scale:        float32(m.Preprocess.Scale),
+	}
+	if name := m.Preprocess.MeanTensor; name != "" {
+		// A copy, so that the shards can be released in float32 mode.
+		model.spec.Mean = make([]float32, w.Tensor(name).Elements())
+		if f := w.F32(name); f != nil {
+			copy(model.spec.Mean, f)
+		} else {
+			kernels.WidenF16(model.spec.Mean, w.F16(name))
+		}
+	}
+	for _, v := range m.Preprocess.MeanValues {
+		model.spec.MeanValues = append(model.spec.MeanValues, float32(v))
+	}
+
+	if opts.Backend != nil {
+		model.backend, err = opts.Backend(w, opts)
+	} else {
+		model.backend, err = NewCPU(w, CPUOptions{Float32Weights: opts.Float32Weights, Threads: opts.Threads})
+		if err == nil && opts.Float32Weights {
+			w.Release() // the CPU holds float32 copies; the float16 shards can go
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	bi := model.backend.Describe()
+	model.info = Info{
+		Model:           m.Model,
+		Synthetic:       m.Synthetic,
+		Classes:         model.classes,
+		Input:           m.Input,
+		Params:          params(m),
+		WeightBytes:     bi.WeightBytes,
+		WeightMode:      bi.WeightMode,
+		Kernels:         bi.Name,
+		Ops:             len(m.Ops),
+		ActivationBytes: bi.ActivationBytes,
+		ScratchBytes:    bi.ScratchBytes,
+	}
+	return model, nil
+}
+
+// params counts the values of the tensors the ops use (weights and biases).
+func params(m *weights.Manifest) int64 {
+	used := map[string]bool{}
+	var n int64
+	for _, op := range m.Ops {
+		for _, name := range []string{op.Weight, op.Bias} {
+			if t := findTensor(m, name); t != nil && !used[name] {
+				used[name] = true
+				n += t.Elements()
+			}
+		}
+	}
+	return n
+}
+
+func findTensor(m *weights.Manifest, name string) *weights.Tensor {
+	if name == "" {
+		return nil
+	}
+	for i := range m.Tensors {
+		if m.Tensors[i].Name == name {
+			return &m.Tensors[i]
+		}
+	}
+	return nil
+}
+
+// Close releases the model's worker goroutines. Classify calls after Close
+// return ErrClosed.
+func (m *Model) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.closed {
+		m.closed = true
+		m.backend.Close()
+	}
+}
+
+// Info describes a loaded model.
+type Info struct {
+	Model       string        `json:"model"`
+	Synthetic   bool          `json:"synthetic"`
+	Classes     int           `json:"classes"`
+	Input       weights.Input `json:"input"`
+	Params      int64         `json:"params"`
+	WeightBytes int64         `json:"weight_bytes"` // bytes of weights resident in memory
+	WeightMode  string        `json:"weight_mode"`  // "f16" or "f32"
+	Kernels     string        `json:"kernels"`      // "simd" or "scalar"
+	Ops         int           `json:"ops"`
+	// ActivationBytes is the size of the activation buffers after liveness
+	// packing; ScratchBytes the other working memory (im2col, widened weights).
+	ActivationBytes int64 `json:"activation_bytes"`
+	ScratchBytes    int64 `json:"scratch_bytes"`
+}
+
+// Info returns the model's description.
+func (m *Model) Info() Info { return m.info }
+
+// Manifest returns the model's validated manifest (do not modify it).
+func (m *Model) Manifest() *weights.Manifest { return m.w.Manifest }
+
+// Weights returns the verified weights (do not modify them). In float32 mode
+// with the CPU backend the shard bytes have been released: only the manifest
+// remains.
+func (m *Model) Weights() *weights.Weights { return m.w }
+
+// Spec returns the preprocessing the model's manifest describes.
+func (m *Model) Spec() preprocess.Spec { return m.spec }
+
+// ClassifyOptions select top-k and the crop mode.
+type ClassifyOptions struct {
+	Top   int // number of predictions (0: 5; more than the classes: all)
+	Crops int // 1 (center crop, default) or 10 (corners, center and mirrors; softmax averaged)
+}
+
+func (o ClassifyOptions) normalize(classes int) (ClassifyOptions, error) {
+	switch {
+	case o.Top < 0:
+		return o, &OptionError{Option: "Top", Msg: fmt.Sprintf("%d; use 0 (default 5) or more", o.Top)}
+	case o.Top == 0:
+		o.Top = 5
+	}
+	o.Top = min(o.Top, classes)
+	switch o.Crops {
+	case 0:
+		o.Crops = 1
+	case 1, 10:
+	default:
+		return o, &OptionError{Option: "Crops", Msg: fmt.Sprintf("%d; use 1 (center crop) or 10 (corners, center and mirrors)", o.Crops)}
+	}
+	return o, nil
+}
+
+// Prediction is one class with its probability.
+type Prediction struct {
+	Index int     `json:"index"`
+	Label string  `json:"label"`
+	Prob  float64 `json:"prob"`
+}
+
+// Result of classifying one image.
+type Result struct {
+	Top     []Prediction  `json:"top"`
+	Elapsed time.Duration `json:"-"`
+}
+
+// ClassifyBytes decodes image bytes (JPEG, PNG, GIF, WebP, BMP, TIFF) and classifies them.
+// A bad image gives an error wrapping *preprocess.ImageError (errors.As).
+func (m *Model) ClassifyBytes(data []byte, o ClassifyOptions) (res *Result, err error) {
+	start := time.Now()
+	defer recoverInternal(&err)
+	o, err = o.normalize(m.classes)
+	if err != nil {
+		return nil, err
+	}
+	img, err := preprocess.Decode(data, m.maxPixels)
+	if err != nil {
+		return nil, fmt.Errorf("core: %w", err)
+	}
+	return m.classify(img, o, start)
+}
+
+// ClassifyImage classifies a decoded image.
+// An image that cannot be cropped gives an error wrapping *preprocess.ImageError.
+func (m *Model) ClassifyImage(img image.Image, o ClassifyOptions) (res *Result, err error) {
+	start := time.Now()
+	defer recoverInternal(&err)
+	o, err = o.normalize(m.classes)
+	if err != nil {
+		return nil, err
+	}
+	return m.classify(img, o, start)
+}
+
+// Forward runs the network on one preprocessed input tensor (Channels x
+// Height x Width, as Spec describes) and returns a copy of the output blob.
+func (m *Model) Forward(input []float32) (out []float32, err error) {
+	defer recoverInternal(&err)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	res, err := m.backend.Run(input)
+	if err != nil {
+		return nil, err
+	}
+	return append([]float32(nil), res...), nil
+}
+
+func (m *Model) classify(img image.Image, o ClassifyOptions, start time.Time) (*Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	size := m.spec.Channels * m.spec.Height * m.spec.Width
+	for i := range o.Crops {
+		if m.crops[i] == nil {
+			m.crops[i] = make([]float32, size)
+		}
+	}
+	if err := m.bufs.Crops(img, m.spec, o.Crops, m.crops[:o.Crops]); err != nil {
+		var ge *preprocess.GeometryError
+		if errors.As(err, &ge) {
+			// The image's shape, not the model, is the problem: report it as
+			// an image error so that front ends answer 400.
+			return nil, fmt.Errorf("core: %w", &preprocess.ImageError{Kind: preprocess.ErrUnsupported, Reason: ge.Reason, Err: ge})
+		}
+		return nil, fmt.Errorf("core: preprocessing for this model failed: %w", err)
+	}
+	var probs []float32
+	if o.Crops == 1 {
+		out, err := m.backend.Run(m.crops[0])
+		if err != nil {
+			return nil, err
+		}
+		probs = out
+	} else {
+		if m.sum == nil {
+			m.sum = make([]float64, m.classes)
+		}
+		clear(m.sum)
+		for i := range o.Crops {
+			out, err := m.backend.Run(m.crops[i])
+			if err != nil {
+				return nil, err
+			}
+			for j, p := range out {
+				m.sum[j] += float64(p)
+			}
+		}
+	}
+	top := make([]Prediction, 0, o.Top)
+	prob := func(j int) float64 {
+		if probs != nil {
+			return float64(probs[j])
+		}
+		return m.sum[j] / float64(o.Crops)
+	}
+	for j := range m.classes {
+		top = insertTop(top, o.Top, j, prob(j))
+	}
+	for i := range top {
+		if top[i].Index < len(m.labels) {
+			top[i].Label = m.labels[top[i].Index]
+		}
+	}
+	return &Result{Top: top, Elapsed: time.Since(start)}, nil
+}
+
+// insertTop adds class j with probability p to top (sorted by probability,
+// descending, at most k entries). Classes arrive in increasing index order
+// and only a strictly larger probability moves ahead, so ties keep the lower
+// index first. NaN probabilities never enter.
+func insertTop(top []Prediction, k, j int, p float64) []Prediction {
+	if k == 0 || p != p || (len(top) == k && p <= top[k-1].Prob) {
+		return top
+	}
+	if len(top) < k {
+		top = append(top, Prediction{})
+	}
+	i := len(top) - 1
+	for i > 0 && top[i-1].Prob < p {
+		top[i] = top[i-1]
+		i--
+	}
+	top[i] = Prediction{Index: j, Prob: p}
+	return top
+}
+
+// recoverInternal turns a panic into an *InternalError.
+func recoverInternal(err *error) {
+	if v := recover(); v != nil {
+		*err = &InternalError{Value: v, Stack: string(debug.Stack())}
+	}
+}

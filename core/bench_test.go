@@ -1,0 +1,233 @@
+package core_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"image"
+	"image/color"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/tools/convert/caffe/fixture"
+	"github.com/residual-go/residual/tools/convert/convert"
+)
+
+// benchSeed is the fixture seed of the benchmark's generated ResNet-50.
+const benchSeed = 50
+
+// benchResNet50 returns a directory holding ResNet-50 (the official deploy
+// prototxt, random weights from the fixture writer) converted by the
+// converter library. The conversion is cached under
+// os.TempDir()/residual-bench-resnet50, keyed by the prototxt, the seed, the
+// converter's and the format's versions, so repeated runs reuse it.
+func benchResNet50(b *testing.B) string {
+	b.Helper()
+	shared := os.Getenv("RESIDUAL_SHARED")
+	if shared == "" {
+		shared = filepath.Join("..", "..", "shared")
+	}
+	prototxt := filepath.Join(shared, "caffe", "ResNet-50-deploy.prototxt")
+	proto, err := os.ReadFile(prototxt)
+	if err != nil {
+		b.Skipf("official prototxt not found (set RESIDUAL_SHARED to the directory holding caffe/): %v", err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%s\x00%d", proto, benchSeed, convert.ConverterVersion, weights.FormatVersion)
+	dir := filepath.Join(os.TempDir(), "residual-bench-resnet50", hex.EncodeToString(h.Sum(nil))[:16])
+	if _, err := os.Stat(filepath.Join(dir, weights.ManifestFile)); err == nil {
+		return dir
+	}
+	b.Logf("generating and converting ResNet-50 into %s (once)", dir)
+	start := time.Now()
+	tmp := b.TempDir()
+	model := filepath.Join(tmp, "ResNet-50.caffemodel")
+	f, err := os.Create(model)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := fixture.GenerateFile(prototxt, benchSeed, f); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	opts := convert.Options{Caffemodel: model, Prototxt: prototxt, Name: "ResNet-50", Synthetic: true, Out: filepath.Join(tmp, "out")}
+	if labels := filepath.Join(shared, "caffe", "synset_words.txt"); fileExists(labels) {
+		opts.Labels = labels
+	}
+	if _, err := convert.Convert(opts); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(opts.Out, dir); err != nil && !fileExists(filepath.Join(dir, weights.ManifestFile)) {
+		b.Fatal(err)
+	}
+	b.Logf("converted in %v", time.Since(start).Round(time.Second))
+	return dir
+}
+
+// networkFLOPs counts the floating-point operations of one forward pass:
+// 2 per multiply-add of the convolutions and inner products (ResNet-50:
+// about 7.7 GFLOP), ignoring the cheaper elementwise ops.
+func networkFLOPs(m *weights.Manifest) float64 {
+	shapes := map[string][3]int{m.Input.Name: {m.Input.Channels, m.Input.Height, m.Input.Width}}
+	var flops float64
+	for _, op := range m.Ops {
+		in := shapes[op.Inputs[0]]
+		out := op.OutShape
+		switch op.Type {
+		case weights.OpConv:
+			k := in[0] / op.Groups() * op.Kernel[0] * op.Kernel[1]
+			flops += 2 * float64(k) * float64(out[0]*out[1]*out[2])
+		case weights.OpInnerProduct:
+			flops += 2 * float64(in[0]*in[1]*in[2]) * float64(out[0])
+		}
+		shapes[op.Output] = out
+	}
+	return flops
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// benchImage is a 320x240 color gradient: preprocessing resizes it to
+// 341x256 and crops 224x224, as for a typical photo.
+func benchImage() image.Image {
+	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
+	for y := range 240 {
+		for x := range 320 {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), uint8(x + y), 255})
+		}
+	}
+	return img
+}
+
+// BenchmarkClassify measures one ResNet-50 inference (preprocessing of a
+// decoded image included) in both weight modes with 1 and 2 threads.
+// Target (issue 3): under 300 ms/image with simd on one core.
+func BenchmarkClassify(b *testing.B) {
+	dir := benchResNet50(b)
+	img := benchImage()
+	for _, mode := range []string{"f16", "f32"} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", mode, threads), func(b *testing.B) {
+				m, err := core.Open(os.DirFS(dir), core.Options{Float32Weights: mode == "f32", Threads: threads})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer m.Close()
+				if _, err := m.ClassifyImage(img, core.ClassifyOptions{}); err != nil { // warm up
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					if _, err := m.ClassifyImage(img, core.ClassifyOptions{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(sec*1000, "ms/image")
+				b.ReportMetric(networkFLOPs(m.Manifest())/sec/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkMemory loads ResNet-50 and runs one inference in each weight mode,
+// reporting the peak of the live heap (sampled every 200µs from
+// runtime/metrics while loading and classifying, after a GC) and HeapInuse
+// after load and after the inference. Target (issue 3): the float16-resident
+// mode's peak heap under 90 MB. Run it alone for clean figures:
+//
+//	go test -run '^$' -bench 'Memory' -benchtime 1x ./core/
+func BenchmarkMemory(b *testing.B) {
+	dir := benchResNet50(b)
+	img := benchImage()
+	for _, mode := range []string{"f16", "f32"} {
+		b.Run(mode, func(b *testing.B) {
+			var peak, loaded, after float64
+			for b.Loop() {
+				runtime.GC()
+				base, baseInuse := heapObjects(), inuse()
+				stop := samplePeak()
+				m, err := core.Open(os.DirFS(dir), core.Options{Float32Weights: mode == "f32", Threads: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				loaded = float64(inuse()-baseInuse) / 1e6
+				if _, err := m.ClassifyImage(img, core.ClassifyOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				peak = float64(stop()-base) / 1e6
+				runtime.GC()
+				after = float64(inuse()-baseInuse) / 1e6
+				runtime.KeepAlive(m)
+				m.Close()
+			}
+			b.ReportMetric(peak, "peak-heap-MB")
+			b.ReportMetric(loaded, "heap-after-load-MB")
+			b.ReportMetric(after, "heap-after-inference-MB")
+		})
+	}
+}
+
+var heapSample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+
+// heapObjects is the heap occupied by objects, live or not yet swept.
+func heapObjects() uint64 {
+	metrics.Read(heapSample)
+	return heapSample[0].Value.Uint64()
+}
+
+func inuse() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// samplePeak polls heapObjects until the returned function is called, which
+// returns the largest value seen.
+func samplePeak() func() uint64 {
+	var mu sync.Mutex
+	peak := heapObjects()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Microsecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				v := heapObjects()
+				mu.Lock()
+				peak = max(peak, v)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-finished
+		v := heapObjects()
+		mu.Lock()
+		defer mu.Unlock()
+		return max(peak, v)
+	}
+}

@@ -34,15 +34,20 @@ help:
 
 test: test-go test-scalar test-wasm fuzz web-test worker-test
 
+# Everything natively with the simd kernels, including the end-to-end runs of the
+# generated ResNet-50/101/152 against the float64 reference (the slow part).
 test-go:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 40m ./...
 
-# The scalar twins of the simd kernels (build tag !goexperiment.simd).
+# The scalar twins of the simd kernels (build tag !goexperiment.simd); -short
+# leaves out the end-to-end ResNet runs, which test-go already did.
 test-scalar:
-	GOEXPERIMENT=nosimd $(GO) test -count=1 ./core/...
+	GOEXPERIMENT=nosimd $(GO) test -count=1 -short -timeout 20m ./core/...
 
+# The same packages compiled to js/wasm and run under node, with and without simd.
 test-wasm:
-	$(WASM_ENV) $(GO) test -count=1 $(WASM_TEST_PKGS)
+	$(WASM_ENV) $(GO) test -count=1 -short -timeout 20m $(WASM_TEST_PKGS)
+	$(WASM_ENV) GOEXPERIMENT=nosimd $(GO) test -count=1 -short -timeout 20m ./core/kernels/...
 
 # A short run of every fuzz target (seeded from testdata); `make fuzz FUZZTIME=5m` for longer.
 FUZZTIME ?= 10s
@@ -50,7 +55,7 @@ fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	    $(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s $$pkg; \
 	  done; \
 	done
 

@@ -1,0 +1,230 @@
+//go:build js && wasm
+
+// Command browser is residual's classifier for the demo page, compiled to
+// WebAssembly twice (residual-simd.wasm with GOEXPERIMENT=simd, and
+// residual-scalar.wasm without it) and started by web/js/worker.js inside a
+// dedicated Web Worker, never on the page's main thread.
+//
+// It only marshals: JavaScript fetches the manifest and the shards (from the
+// network or the Cache API) and streams their bytes in; package core
+// verifies each shard's sha256, builds the network and classifies. Every
+// method returns a Promise; Go errors reject it with an Error whose message
+// says what went wrong, and a panic is recovered by jsbridge and rejects that
+// one call (later calls still work).
+//
+// The JavaScript API, handed to globalThis.residualReady(api) once main starts:
+//
+//	api.kernels                      "simd" or "scalar" (the build that runs)
+//	api.goVersion                    the Go release that built it
+//	api.newLoader(manifestBytes)     -> Promise<loader>
+//	  loader.shards                  [{file, size, sha256}] in manifest order
+//	  loader.write(file, chunk)      -> Promise: appends chunk (Uint8Array) to file
+//	  loader.rewind(file)            -> Promise: forget a partial file, to refill it
+//	  loader.open({onProgress, float32Weights}) -> Promise<model>; the loader is spent after it
+//	  loader.discard()               -> Promise: drop the bytes received so far
+//	  model.info                     core.Info as an object (model, synthetic, kernels, ...)
+//	  model.classify(bytes, {top, crops}) -> Promise<{top: [{index, label, prob}], ms}>
+//	  model.close()                  -> Promise: free the model and its methods
+//
+// Rejections carry a name JavaScript can branch on: "ImageError" for an
+// image that cannot be decoded, "ShardError" for shard bytes that do not
+// match the manifest (size or sha256: fetch them again), "FormatError" for a
+// manifest this build cannot read, "PanicError" for a bug, "Error" otherwise.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"syscall/js"
+
+	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/core/kernels"
+	"github.com/residual-go/residual/core/preprocess"
+	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/wasm/jsbridge"
+)
+
+func main() {
+	ready := js.Global().Get("residualReady")
+	if ready.Type() != js.TypeFunction {
+		println("residual: globalThis.residualReady is not a function; this module is started by web/js/worker.js")
+		return
+	}
+	ready.Invoke(newAPI().Value)
+	select {} // serve calls until the worker is terminated
+}
+
+// newAPI builds the object handed to JavaScript. It lives as long as the
+// instance, so its methods are never released.
+func newAPI() *jsbridge.Object {
+	api := jsbridge.NewObject()
+	api.Set("kernels", kernels.Impl())
+	api.Set("goVersion", runtime.Version())
+	api.Sync("newLoader", func(_ js.Value, args []js.Value) (any, error) {
+		manifest, err := jsbridge.Bytes(jsbridge.Arg(args, 0), "newLoader: manifest")
+		if err != nil {
+			return nil, err
+		}
+		return newLoader(manifest)
+	})
+	return api
+}
+
+// shardInfo is one entry of loader.shards.
+type shardInfo struct {
+	File   string `json:"file"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// newLoader parses the manifest and reserves Go memory for every shard, so
+// each chunk JavaScript writes is copied once, straight to its final place.
+func newLoader(manifest []byte) (*jsbridge.Object, error) {
+	m, err := weights.ParseManifest(manifest)
+	if err != nil {
+		return nil, jsbridge.Named("FormatError", err)
+	}
+	fsys := jsbridge.NewMemFS()
+	if err := fsys.Add(weights.ManifestFile, manifest); err != nil {
+		return nil, err
+	}
+	shards := make([]any, len(m.Shards))
+	for i, s := range m.Shards {
+		if err := fsys.Alloc(s.File, s.Size); err != nil {
+			return nil, jsbridge.Named("FormatError", err)
+		}
+		shards[i] = map[string]any{"file": s.File, "size": s.Size, "sha256": s.SHA256}
+	}
+
+	ld := jsbridge.NewObject()
+	ld.Set("shards", shards)
+	spent := func() error {
+		if fsys == nil {
+			return errors.New("loader: already opened or discarded; create a new loader")
+		}
+		return nil
+	}
+	ld.Sync("write", func(_ js.Value, args []js.Value) (any, error) {
+		if err := spent(); err != nil {
+			return nil, err
+		}
+		name, err := jsbridge.String(jsbridge.Arg(args, 0), "write: file")
+		if err != nil {
+			return nil, err
+		}
+		chunk := jsbridge.Arg(args, 1)
+		n, err := jsbridge.ByteLength(chunk, "write: chunk")
+		if err != nil {
+			return nil, err
+		}
+		dst, err := fsys.Next(name, n)
+		if err != nil {
+			return nil, jsbridge.Named("ShardError", err)
+		}
+		return nil, jsbridge.CopyInto(dst, chunk, "write: chunk")
+	})
+	ld.Sync("rewind", func(_ js.Value, args []js.Value) (any, error) {
+		if err := spent(); err != nil {
+			return nil, err
+		}
+		name, err := jsbridge.String(jsbridge.Arg(args, 0), "rewind: file")
+		if err != nil {
+			return nil, err
+		}
+		return nil, fsys.Rewind(name)
+	})
+	ld.Sync("discard", func(js.Value, []js.Value) (any, error) {
+		fsys = nil
+		ld.Release()
+		return nil, nil
+	})
+	ld.Prepared("open", func(_ js.Value, args []js.Value) (func() (any, error), error) {
+		if err := spent(); err != nil {
+			return nil, err
+		}
+		opts := core.Options{}
+		if o := jsbridge.Arg(args, 0); o.Type() == js.TypeObject {
+			if cb := o.Get("onProgress"); cb.Type() == js.TypeFunction {
+				opts.Progress = func(done, total int64) { cb.Invoke(done, total) }
+			}
+			opts.Float32Weights = o.Get("float32Weights").Truthy()
+		}
+		src := fsys
+		fsys = nil // the loader is spent: core owns the shard bytes now
+		ld.Release()
+		return func() (any, error) {
+			m, err := core.Open(src, opts)
+			if err != nil {
+				return nil, classifyError(err)
+			}
+			return newModel(m), nil
+		}, nil
+	})
+	return ld, nil
+}
+
+// classifyError names the kinds of error JavaScript acts on differently.
+func classifyError(err error) error {
+	var (
+		img   *preprocess.ImageError
+		sum   *weights.ChecksumError
+		shard *weights.ShardError
+		inc   *jsbridge.IncompleteError
+		form  *weights.FormatError
+	)
+	switch {
+	case errors.As(err, &img):
+		return jsbridge.Named("ImageError", err)
+	case errors.As(err, &sum), errors.As(err, &shard), errors.As(err, &inc):
+		return jsbridge.Named("ShardError", err)
+	case errors.As(err, &form):
+		return jsbridge.Named("FormatError", err)
+	}
+	return err
+}
+
+// classifyResult is what model.classify resolves with.
+type classifyResult struct {
+	Top []core.Prediction `json:"top"`
+	MS  float64           `json:"ms"` // core's own timing: decode, preprocessing and the network
+}
+
+// newModel wraps a loaded model for JavaScript.
+func newModel(m *core.Model) *jsbridge.Object {
+	info := m.Info()
+	obj := jsbridge.NewObject()
+	infoJS, err := jsbridge.ValueOf(info)
+	if err != nil { // a plain struct of numbers and strings always converts
+		panic(err)
+	}
+	obj.Set("info", infoJS)
+	obj.Prepared("classify", func(_ js.Value, args []js.Value) (func() (any, error), error) {
+		data, err := jsbridge.Bytes(jsbridge.Arg(args, 0), "classify: image bytes")
+		if err != nil {
+			return nil, err
+		}
+		opts := jsbridge.Arg(args, 1)
+		top, err := jsbridge.IntOption(opts, "top", 5, 1, 1<<20) // core clamps to the classes
+		if err != nil {
+			return nil, fmt.Errorf("classify: %w", err)
+		}
+		crops, err := jsbridge.IntOption(opts, "crops", 1, 1, 10)
+		if err != nil {
+			return nil, fmt.Errorf("classify: %w", err)
+		}
+		return func() (any, error) {
+			res, err := m.ClassifyBytes(data, core.ClassifyOptions{Top: top, Crops: crops})
+			if err != nil {
+				return nil, classifyError(err)
+			}
+			return classifyResult{Top: res.Top, MS: float64(res.Elapsed.Microseconds()) / 1000}, nil
+		}, nil
+	})
+	obj.Sync("close", func(js.Value, []js.Value) (any, error) {
+		obj.Release()
+		m.Close()
+		return nil, nil
+	})
+	return obj
+}

@@ -1,0 +1,315 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"strings"
+	"syscall/js"
+	"testing"
+
+	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/wasm/jsbridge"
+	"github.com/x448/float16"
+)
+
+// tinyModel is a two-class model over a 3x2x2 BGR input: class 0 sums the
+// blue channel, class 1 the red one, each times w, plus a bias; then softmax.
+// Small enough to compute by hand, real enough to go through core.Open's
+// checks and core's executor.
+type tinyModel struct {
+	manifest []byte
+	shard    []byte
+	w, b0    float64 // the float16-rounded weight and class 0's bias
+}
+
+func newTinyModel(t *testing.T) tinyModel {
+	t.Helper()
+	h := func(f float32) (uint16, float64) {
+		v := float16.Fromfloat32(f)
+		return v.Bits(), float64(v.Float32())
+	}
+	wBits, w := h(0.01)
+	bBits, b0 := h(0.5)
+	shard := make([]byte, 128)
+	// fc_w is 2 x 12 (class x C*H*W, BGR planes of 4 pixels); fc_b at offset 64.
+	for i := 0; i < 4; i++ {
+		putU16(shard[2*(0*12+0*4+i):], wBits) // class 0: blue plane
+		putU16(shard[2*(1*12+2*4+i):], wBits) // class 1: red plane
+	}
+	putU16(shard[64:], bBits)
+	sum := sha256.Sum256(shard)
+	m := weights.Manifest{
+		Format: weights.FormatName, Version: weights.FormatVersion, Model: "Tiny", Synthetic: true,
+		Input:      weights.Input{Name: "data", Channels: 3, Height: 2, Width: 2},
+		Preprocess: weights.Preprocess{ChannelOrder: "BGR", Resize: 2, Scale: 1},
+		Output:     "prob",
+		Labels:     []string{"blue", "red"},
+		Ops: []weights.Op{
+			{Name: "fc", Type: weights.OpInnerProduct, Inputs: []string{"data"}, Output: "fc", OutShape: [3]int{2, 1, 1}, Weight: "fc_w", Bias: "fc_b"},
+			{Name: "prob", Type: weights.OpSoftmax, Inputs: []string{"fc"}, Output: "prob", OutShape: [3]int{2, 1, 1}},
+		},
+		Tensors: []weights.Tensor{
+			{Name: "fc_w", Shape: []int{2, 12}, DType: weights.DTypeF16, Offset: 0, Length: 48},
+			{Name: "fc_b", Shape: []int{2}, DType: weights.DTypeF16, Offset: 64, Length: 4},
+		},
+		Shards: []weights.Shard{{File: "shard-000.bin", Size: int64(len(shard)), SHA256: hex.EncodeToString(sum[:])}},
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tinyModel{manifest: data, shard: shard, w: w, b0: b0}
+}
+
+func putU16(b []byte, v uint16) { b[0], b[1] = byte(v), byte(v>>8) }
+
+// pngOf encodes a 2x2 image of one color.
+func pngOf(t *testing.T, c color.RGBA) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 2, 2))
+	for y := 0; y < 2; y++ {
+		for x := 0; x < 2; x++ {
+			img.SetRGBA(x, y, c)
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func u8(b []byte) js.Value { return jsbridge.BytesToJS(b) }
+
+// await settles p; a rejection is returned as (name, message).
+func await(t *testing.T, p js.Value) (v js.Value, name, msg string) {
+	t.Helper()
+	v, err := jsbridge.Await(p)
+	if err != nil {
+		var jerr js.Error
+		if !errors.As(err, &jerr) {
+			t.Fatalf("rejection %v is not a JS error", err)
+		}
+		return js.Undefined(), jerr.Value.Get("name").String(), jerr.Value.Get("message").String()
+	}
+	return v, "", ""
+}
+
+func mustAwait(t *testing.T, p js.Value) js.Value {
+	t.Helper()
+	v, name, msg := await(t, p)
+	if name != "" {
+		t.Fatalf("rejected: %s: %s", name, msg)
+	}
+	return v
+}
+
+// load streams the shard into a new loader in chunks of the given size and opens it.
+func load(t *testing.T, api js.Value, tm tinyModel, chunk int) (js.Value, int) {
+	return loadWith(t, api, tm, chunk, false)
+}
+
+func loadWith(t *testing.T, api js.Value, tm tinyModel, chunk int, f32 bool) (js.Value, int) {
+	t.Helper()
+	ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+	shards := ld.Get("shards")
+	if shards.Length() != 1 || shards.Index(0).Get("file").String() != "shard-000.bin" ||
+		shards.Index(0).Get("size").Int() != len(tm.shard) {
+		t.Fatalf("loader.shards = %s", js.Global().Get("JSON").Call("stringify", shards))
+	}
+	for off := 0; off < len(tm.shard); off += chunk {
+		mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard[off:min(off+chunk, len(tm.shard))])))
+	}
+	calls := 0
+	onProgress := js.FuncOf(func(js.Value, []js.Value) any { calls++; return nil })
+	defer onProgress.Release()
+	opts := js.Global().Get("Object").New()
+	opts.Set("onProgress", onProgress)
+	opts.Set("float32Weights", f32)
+	return mustAwait(t, ld.Call("open", opts)), calls
+}
+
+func TestLoadAndClassify(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		f32  bool
+	}{{"f16", false}, {"f32", true}} {
+		t.Run(mode.name, func(t *testing.T) { testLoadAndClassify(t, mode.name, mode.f32) })
+	}
+}
+
+func testLoadAndClassify(t *testing.T, weightMode string, f32 bool) {
+	api := newAPI()
+	tm := newTinyModel(t)
+	model, progressCalls := loadWith(t, api.Value, tm, 50, f32)
+	defer model.Call("close")
+	if got := model.Get("info").Get("weight_mode").String(); got != weightMode {
+		t.Errorf("info.weight_mode = %q, want %q", got, weightMode)
+	}
+	if progressCalls == 0 {
+		t.Error("open never called onProgress")
+	}
+	info := model.Get("info")
+	if info.Get("model").String() != "Tiny" || !info.Get("synthetic").Bool() || info.Get("classes").Int() != 2 {
+		t.Errorf("info = %s", js.Global().Get("JSON").Call("stringify", info))
+	}
+	if k := info.Get("kernels").String(); k != api.Get("kernels").String() {
+		t.Errorf("info.kernels %q differs from api.kernels %q", k, api.Get("kernels").String())
+	}
+
+	// By hand: a pure red 2x2 image is B=0, G=0, R=255 in BGR planes, so
+	// logit0 = b0 and logit1 = 4*255*w.
+	l0, l1 := tm.b0, 4*255*tm.w
+	p1 := 1 / (1 + math.Exp(l0-l1))
+	tests := []struct {
+		name      string
+		img       color.RGBA
+		wantFirst int
+		wantProb  float64
+	}{
+		{"red", color.RGBA{255, 0, 0, 255}, 1, p1},
+		{"blue", color.RGBA{0, 0, 255, 255}, 0, 1 / (1 + math.Exp(-(4*255*tm.w + tm.b0)))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := js.Global().Get("Object").New()
+			opts.Set("top", 2)
+			r := mustAwait(t, model.Call("classify", u8(pngOf(t, tt.img)), opts))
+			top := r.Get("top")
+			if top.Length() != 2 {
+				t.Fatalf("top has %d entries, want 2", top.Length())
+			}
+			first := top.Index(0)
+			if first.Get("index").Int() != tt.wantFirst || first.Get("label").String() != []string{"blue", "red"}[tt.wantFirst] {
+				t.Errorf("first = %s, want class %d", js.Global().Get("JSON").Call("stringify", first), tt.wantFirst)
+			}
+			if got := first.Get("prob").Float(); math.Abs(got-tt.wantProb) > 1e-5 {
+				t.Errorf("prob %v, want %v (computed by hand)", got, tt.wantProb)
+			}
+			if sum := first.Get("prob").Float() + top.Index(1).Get("prob").Float(); math.Abs(sum-1) > 1e-6 {
+				t.Errorf("probabilities sum to %v", sum)
+			}
+			if ms := r.Get("ms"); ms.Type() != js.TypeNumber || ms.Float() < 0 {
+				t.Errorf("ms = %v", ms)
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	api := newAPI()
+	tm := newTinyModel(t)
+	model, _ := load(t, api.Value, tm, 128)
+	defer model.Call("close")
+	red := pngOf(t, color.RGBA{255, 0, 0, 255})
+	opts := func(kv ...any) js.Value {
+		o := js.Global().Get("Object").New()
+		for i := 0; i < len(kv); i += 2 {
+			o.Set(kv[i].(string), kv[i+1])
+		}
+		return o
+	}
+	truncated := red[:len(red)/2]
+
+	tests := []struct {
+		name     string
+		call     func() js.Value
+		wantName string
+		wantMsg  string
+	}{
+		{"not an image", func() js.Value { return model.Call("classify", u8([]byte("hello, world"))) }, "ImageError", "preprocess:"},
+		{"truncated png", func() js.Value { return model.Call("classify", u8(truncated)) }, "ImageError", "PNG"},
+		{"empty", func() js.Value { return model.Call("classify", u8(nil)) }, "ImageError", "empty"},
+		{"string instead of bytes", func() js.Value { return model.Call("classify", "red.png") }, "Error", "classify: image bytes: want a Uint8Array or ArrayBuffer, got string"},
+		{"bad top", func() js.Value { return model.Call("classify", u8(red), opts("top", 0)) }, "Error", "option top"},
+		{"bad crops", func() js.Value { return model.Call("classify", u8(red), opts("crops", 3)) }, "Error", "Crops"},
+		{"bad manifest", func() js.Value { return api.Call("newLoader", u8([]byte(`{"format":"nope"}`))) }, "FormatError", "not a residual model manifest"},
+		{"manifest not bytes", func() js.Value { return api.Call("newLoader") }, "Error", "newLoader: manifest: want a Uint8Array"},
+		{"chunk past the size", func() js.Value {
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			defer ld.Call("discard")
+			return ld.Call("write", "shard-000.bin", u8(make([]byte, 129)))
+		}, "ShardError", "129 more bytes would exceed its size of 128 bytes"},
+		{"unknown shard", func() js.Value {
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			defer ld.Call("discard")
+			return ld.Call("write", "shard-009.bin", u8([]byte{1}))
+		}, "ShardError", "no such file"},
+		{"missing bytes", func() js.Value {
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard[:100])))
+			return ld.Call("open")
+		}, "ShardError", "only 100 of its 128 bytes"},
+		{"corrupt shard", func() js.Value {
+			bad := bytes.Clone(tm.shard)
+			bad[3] ^= 1
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			mustAwait(t, ld.Call("write", "shard-000.bin", u8(bad)))
+			return ld.Call("open")
+		}, "ShardError", "sha256"},
+		{"rewind then refill", func() js.Value {
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard[:60])))
+			mustAwait(t, ld.Call("rewind", "shard-000.bin"))
+			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
+			return ld.Call("open")
+		}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, name, msg := await(t, tt.call())
+			if tt.wantName == "" {
+				if name != "" {
+					t.Fatalf("rejected: %s: %s", name, msg)
+				}
+				if v.Get("close").Type() == js.TypeFunction {
+					v.Call("close")
+				}
+				return
+			}
+			if name != tt.wantName || !strings.Contains(msg, tt.wantMsg) {
+				t.Fatalf("rejection %s: %q, want %s containing %q", name, msg, tt.wantName, tt.wantMsg)
+			}
+			// Every failure leaves the model usable.
+			r := mustAwait(t, model.Call("classify", u8(red)))
+			if r.Get("top").Index(0).Get("index").Int() != 1 {
+				t.Fatal("classify after a failure gave a different answer")
+			}
+		})
+	}
+}
+
+func TestLoaderAndModelRelease(t *testing.T) {
+	api := newAPI()
+	tm := newTinyModel(t)
+	ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+	mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
+	model := mustAwait(t, ld.Call("open"))
+	// The loader is spent: its methods are gone (their js.Funcs released).
+	for _, m := range []string{"write", "rewind", "open", "discard"} {
+		if ld.Get(m).Type() != js.TypeUndefined {
+			t.Errorf("loader.%s survives open", m)
+		}
+	}
+	mustAwait(t, model.Call("close"))
+	for _, m := range []string{"classify", "close"} {
+		if model.Get(m).Type() != js.TypeUndefined {
+			t.Errorf("model.%s survives close", m)
+		}
+	}
+	// The API itself still works after all that.
+	ld2 := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+	mustAwait(t, ld2.Call("discard"))
+	if ld2.Get("write").Type() != js.TypeUndefined {
+		t.Error("loader.write survives discard")
+	}
+}

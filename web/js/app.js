@@ -1,0 +1,329 @@
+// The demo page: it reads models/index.json, starts the classifier worker,
+// loads the chosen model with a progress bar, and classifies queued images
+// one at a time, each into its own card. DOM contract (DESIGN.md): a finished
+// card has data-file and one [data-class-index][data-prob] element per
+// prediction, a failed one has data-error, and <html data-state> is
+// loading, ready or error.
+import { Classifier } from './client.js';
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  model: $('model'), modelField: $('model-field'), progress: $('weights-progress'),
+  progressLabel: $('progress-label'), status: $('status'), kernels: $('kernels'),
+  loadTime: $('load-time'), size: $('model-size'), synthetic: $('synthetic'),
+  drop: $('drop'), files: $('files'), queue: $('queue'), results: $('results'),
+  clearCache: $('clear-cache'), cacheUsage: $('cache-usage'), clearResults: $('clear-results'),
+  template: $('card-template'),
+};
+
+const params = new URLSearchParams(location.search);
+const state = {
+  classifier: null,
+  boot: null,
+  models: [],
+  current: null, // entry of models/index.json that is loaded
+  queue: [], // {file, card}
+  running: false,
+  pasteCount: 0,
+};
+
+function setState(s) { document.documentElement.dataset.state = s; }
+
+function fmtBytes(n) {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(0)} kB`;
+  return `${n} B`;
+}
+function fmtMs(ms) { return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`; }
+
+function fail(message) {
+  setState('error');
+  el.status.textContent = message;
+}
+
+async function main() {
+  setState('loading');
+  registerServiceWorker();
+  wireInputs();
+  try {
+    const resp = await fetch('models/index.json');
+    if (!resp.ok) throw new Error(`models/index.json: HTTP ${resp.status}`);
+    state.models = (await resp.json()).models || [];
+  } catch (err) {
+    fail(`Cannot read the list of models (${err.message}). Build the site with "make web".`);
+    return;
+  }
+  if (state.models.length === 0) {
+    fail('No models in this build. Convert one (make weights, or make demo for a synthetic one), then run make web.');
+    return;
+  }
+  for (const m of state.models) {
+    const opt = document.createElement('option');
+    opt.value = m.name;
+    const synth = m.synthetic && !/synthetic/i.test(m.model) ? ' (synthetic)' : '';
+    opt.textContent = `${m.model}${synth} · ${fmtBytes(m.bytes)}`;
+    el.model.append(opt);
+  }
+  const wanted = params.get('model');
+  const initial = state.models.find((m) => m.name === wanted)
+    || state.models.find((m) => !m.synthetic) || state.models[0];
+  el.model.value = initial.name;
+  el.modelField.hidden = state.models.length < 2;
+
+  const prefer = ['simd', 'scalar'].includes(params.get('kernels')) ? params.get('kernels') : 'auto';
+  state.classifier = new Classifier(new URL('./worker.js', import.meta.url));
+  try {
+    el.status.textContent = 'Starting the WebAssembly classifier…';
+    state.boot = await state.classifier.start(prefer);
+  } catch (err) {
+    fail(`Cannot start the classifier: ${err.message}`);
+    return;
+  }
+  const b = state.boot;
+  el.kernels.textContent = b.kernels === 'simd'
+    ? 'simd (WebAssembly SIMD128)'
+    : `scalar (${b.prefer === 'scalar' ? 'chosen with ?kernels=scalar' : 'this browser has no WebAssembly SIMD'})`;
+  el.kernels.title = `Built with ${b.goVersion}; residual-${b.build}.wasm`;
+  el.model.disabled = false;
+  el.model.addEventListener('change', () => {
+    params.set('model', el.model.value); // a reload keeps the choice
+    history.replaceState(null, '', `?${params}`);
+    loadModel(el.model.value);
+  });
+  await loadModel(initial.name);
+}
+
+async function loadModel(name) {
+  const entry = state.models.find((m) => m.name === name);
+  state.current = null;
+  setState('loading');
+  el.model.disabled = true;
+  el.synthetic.hidden = true;
+  el.progress.max = entry.bytes || 1;
+  el.progress.value = 0;
+  el.progressLabel.textContent = 'Weights';
+  el.status.textContent = `Loading ${entry.model}…`;
+  el.loadTime.textContent = '…';
+  el.size.textContent = fmtBytes(entry.bytes);
+  const base = new URL(entry.path, document.baseURI).href;
+  try {
+    const r = await state.classifier.load(base, (p) => {
+      el.progress.max = p.total || 1;
+      el.progress.value = p.loaded;
+      if (p.phase === 'download') {
+        el.progressLabel.textContent = 'Weights';
+        el.status.textContent = `Loading ${entry.model}: ${fmtBytes(p.loaded)} of ${fmtBytes(p.total)}`;
+      } else {
+        el.progressLabel.textContent = 'Verifying';
+        el.status.textContent = `Checking ${entry.model}'s weights (sha256)…`;
+      }
+    }, { float32Weights: params.get('weights') === 'f32' });
+    el.progress.max = r.bytes || 1;
+    el.progress.value = r.bytes;
+    el.progressLabel.textContent = 'Weights';
+    const where = r.fromNetwork === 0 ? 'from this browser\'s cache'
+      : r.fromCache === 0 ? 'from the network' : `${r.fromCache} shards from cache, ${r.fromNetwork} from the network`;
+    el.loadTime.textContent = `${fmtMs(r.ms)} (${r.fromNetwork === 0 ? 'cache' : 'network'})`;
+    el.loadTime.dataset.ms = String(r.ms);
+    el.loadTime.dataset.openMs = String(r.openMs);
+    el.loadTime.title = `${fmtMs(r.ms - r.openMs)} to get the weights, ${fmtMs(r.openMs)} to verify them (sha256) and build the network`;
+    el.loadTime.dataset.source = r.fromNetwork === 0 ? 'cache' : 'network';
+    el.size.textContent = `${fmtBytes(r.bytes)} ${r.info.weight_mode}, ${(r.info.params / 1e6).toFixed(1)} M parameters`;
+    el.synthetic.hidden = !r.info.synthetic;
+    el.status.textContent = `${r.info.model} is ready: loaded ${fmtBytes(r.bytes)} ${where}. Drop images to classify them.`;
+    state.current = entry;
+    setState('ready');
+    updateCacheUsage();
+    pump();
+  } catch (err) {
+    fail(`Cannot load ${entry.model}: ${err.message}`);
+  } finally {
+    el.model.disabled = false;
+  }
+}
+
+async function updateCacheUsage() {
+  if (!navigator.storage?.estimate) return;
+  try {
+    const { usage } = await navigator.storage.estimate();
+    el.cacheUsage.textContent = usage ? `${fmtBytes(usage)} stored` : '';
+  } catch { /* not available */ }
+}
+
+function registerServiceWorker() {
+  // The service worker keeps the page itself available offline; the shards
+  // are cached by the classifier worker (Cache API, keyed by sha256).
+  if ('serviceWorker' in navigator && params.get('sw') !== '0') {
+    navigator.serviceWorker.register('sw.js').catch((err) => {
+      console.warn(`residual: no offline support: ${err.message}`);
+    });
+  }
+}
+
+function wireInputs() {
+  const d = el.drop;
+  d.addEventListener('click', () => el.files.click());
+  d.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      el.files.click();
+    }
+  });
+  for (const type of ['dragenter', 'dragover']) {
+    d.addEventListener(type, (e) => {
+      e.preventDefault();
+      if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
+      d.classList.add('over');
+    });
+  }
+  d.addEventListener('dragleave', (e) => {
+    if (!d.contains(e.relatedTarget)) d.classList.remove('over');
+  });
+  d.addEventListener('drop', (e) => {
+    e.preventDefault();
+    d.classList.remove('over');
+    addFiles(e.dataTransfer?.files);
+  });
+  // A file dropped beside the zone should not navigate away from the page.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => {
+    e.preventDefault();
+    if (!d.contains(e.target)) addFiles(e.dataTransfer?.files);
+  });
+  el.files.addEventListener('change', () => {
+    addFiles(el.files.files);
+    el.files.value = '';
+  });
+  document.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.files || [])];
+    if (files.length === 0) return;
+    e.preventDefault();
+    addFiles(files.map((f) => {
+      state.pasteCount++;
+      const ext = (f.type.split('/')[1] || 'png').replace('jpeg', 'jpg');
+      return new File([f], f.name && f.name !== 'image.png' ? f.name : `pasted-${state.pasteCount}.${ext}`, { type: f.type });
+    }));
+  });
+  el.clearCache.addEventListener('click', async () => {
+    if (!state.classifier) return;
+    el.clearCache.disabled = true;
+    try {
+      const { deleted } = await state.classifier.clearCache();
+      el.status.textContent = deleted
+        ? 'Cached weights deleted: the next load downloads them again.'
+        : 'There were no cached weights.';
+    } catch (err) {
+      el.status.textContent = `Cannot clear the cache: ${err.message}`;
+    } finally {
+      el.clearCache.disabled = false;
+      updateCacheUsage();
+    }
+  });
+  el.clearResults.addEventListener('click', () => {
+    for (const card of el.results.querySelectorAll('.card:not([data-status="queued"]):not([data-status="running"])')) {
+      URL.revokeObjectURL(card.querySelector('.thumb').src);
+      card.remove();
+    }
+    updateQueue();
+  });
+}
+
+function addFiles(list) {
+  const files = [...(list || [])];
+  for (const file of files) {
+    const card = el.template.content.firstElementChild.cloneNode(true);
+    card.querySelector('.name').textContent = file.name;
+    const img = card.querySelector('.thumb');
+    img.addEventListener('error', () => img.parentElement.classList.add('broken'), { once: true });
+    img.src = URL.createObjectURL(file);
+    el.results.append(card);
+    state.queue.push({ file, card });
+  }
+  updateQueue();
+  pump();
+}
+
+function updateQueue() {
+  const waiting = state.queue.length;
+  const running = el.results.querySelector('.card[data-status="running"] .name')?.textContent;
+  const parts = [];
+  if (running) parts.push(`Classifying ${running}`);
+  if (waiting) parts.push(`${waiting} waiting in the queue`);
+  const doneCount = el.results.querySelectorAll('.card[data-file]').length;
+  if (!running && !waiting) parts.push(doneCount ? `${doneCount} classified` : 'No images yet.');
+  el.queue.textContent = parts.join(' · ');
+  el.clearResults.hidden = doneCount === 0;
+}
+
+// pump classifies queued images one after another while a model is ready.
+async function pump() {
+  if (state.running) return;
+  state.running = true;
+  try {
+    while (state.queue.length && state.current) {
+      const { file, card } = state.queue.shift();
+      card.dataset.status = 'running';
+      card.querySelector('.card-status').textContent = 'Classifying…';
+      updateQueue();
+      const crops = Number(document.querySelector('input[name="crops"]:checked').value);
+      try {
+        const buf = await file.arrayBuffer();
+        const r = await state.classifier.classify(buf, { top: 5, crops });
+        showResult(card, file, r);
+      } catch (err) {
+        showError(card, file, err);
+      }
+      updateQueue();
+    }
+  } finally {
+    state.running = false;
+  }
+}
+
+function showResult(card, file, r) {
+  const list = card.querySelector('.preds');
+  for (const p of r.top) {
+    const li = document.createElement('li');
+    li.dataset.classIndex = String(p.index);
+    li.dataset.prob = String(p.prob);
+    const label = document.createElement('span');
+    label.className = 'label';
+    label.textContent = p.label || `class ${p.index}`;
+    label.title = `${p.label} (class ${p.index})`;
+    const pct = document.createElement('span');
+    pct.className = 'pct';
+    pct.textContent = `${(p.prob * 100).toFixed(p.prob >= 0.1 ? 1 : 2)}%`;
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.setAttribute('aria-hidden', 'true');
+    const fill = document.createElement('span');
+    fill.style.width = `${Math.max(0, Math.min(1, p.prob)) * 100}%`;
+    bar.append(fill);
+    li.append(label, pct, bar);
+    list.append(li);
+  }
+  card.querySelector('.card-status').remove();
+  card.querySelector('.meta').textContent =
+    `${fmtMs(r.ms)} · ${r.crops === 10 ? '10 crops' : '1 crop'} · ${r.kernels}`;
+  card.dataset.status = 'done';
+  card.dataset.ms = String(r.ms);
+  card.dataset.file = file.name;
+}
+
+// readable drops the Go package prefixes ("core: preprocess: ") from a message.
+function readable(msg) {
+  const s = msg.replace(/^((core|preprocess|weights|jsbridge): )+/, '');
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function showError(card, file, err) {
+  const msg = err.message || String(err);
+  const status = card.querySelector('.card-status');
+  status.textContent = err.name === 'ImageError' ? readable(msg) : `Failed: ${readable(msg)}`;
+  card.dataset.status = 'error';
+  card.dataset.error = msg;
+  card.dataset.file = file.name;
+}
+
+main();

@@ -1,0 +1,249 @@
+// The classifier's Web Worker: it runs residual's Go core (compiled to
+// WebAssembly) off the page's main thread. It picks the SIMD or scalar build,
+// streams a model's shards into Go memory (from the Cache API when they are
+// there, else from the network, in parallel), and answers classify requests.
+// Logic about models and images lives in Go (package core); this file moves
+// bytes and messages.
+//
+// Protocol (see client.js): the page posts {id, op, args}; the worker answers
+// {id, result} or {id, error: {name, message}}, and may post {id, progress}
+// before that.
+'use strict';
+
+importScripts('../wasm_exec.js');
+
+// Shards are cached under a key made from their sha256 (content-addressed): a
+// changed model gets new keys, and a shard shared by two models is stored once.
+const SHARD_CACHE = 'residual-shards-v1';
+const PARALLEL = 4; // shard downloads at a time
+
+// The smallest valid module that uses a SIMD instruction: one function
+// returning v128.const 0. Engines without WebAssembly SIMD reject it.
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
+  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+  0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, // code: no locals, v128.const
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0x0b, // end
+]);
+
+let api = null; // the Go API (see wasm/browser/main.go)
+let model = null; // the loaded Go model, or null
+let boot = null; // what start() found
+
+function cacheKey(sha256) {
+  return new URL(`residual-shard/sha256/${sha256}`, self.location.href).href;
+}
+
+async function openCache() {
+  try {
+    return await caches.open(SHARD_CACHE);
+  } catch {
+    return null; // no Cache API here (an insecure origin, say): network only
+  }
+}
+
+async function fetchOK(url) {
+  const resp = await fetch(url);
+  if (!resp.ok) throw new Error(`${url}: HTTP ${resp.status} ${resp.statusText}`);
+  return resp;
+}
+
+async function instantiate(url, imports) {
+  const resp = await fetchOK(url);
+  try {
+    return await WebAssembly.instantiateStreaming(resp, imports);
+  } catch (err) {
+    // Hosts that serve .wasm without application/wasm: compile from bytes.
+    if (!(err instanceof TypeError)) throw err;
+    return WebAssembly.instantiate(await (await fetchOK(url)).arrayBuffer(), imports);
+  }
+}
+
+// start loads the Go program. prefer is 'auto', 'simd' or 'scalar'.
+async function start({ prefer = 'auto' } = {}) {
+  if (boot) return boot;
+  const simd = WebAssembly.validate(SIMD_PROBE);
+  if (prefer === 'simd' && !simd) {
+    throw new Error('this browser has no WebAssembly SIMD: load the page without ?kernels=simd');
+  }
+  const build = prefer === 'scalar' || !simd ? 'scalar' : 'simd';
+  const go = new Go();
+  const ready = new Promise((resolve) => { self.residualReady = resolve; });
+  const t0 = performance.now();
+  const { instance } = await instantiate(new URL(`../residual-${build}.wasm`, self.location.href), go.importObject);
+  const exited = go.run(instance).then(() => {
+    throw new Error('the Go program exited; reload the page');
+  });
+  api = await Promise.race([ready, exited]);
+  delete self.residualReady;
+  boot = {
+    build, simd, prefer, kernels: api.kernels, goVersion: api.goVersion,
+    startMs: performance.now() - t0,
+  };
+  return boot;
+}
+
+// runLimited calls fn on every item, at most n at a time.
+async function runLimited(items, n, fn) {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, lane));
+}
+
+// load fetches the model at base (an absolute URL ending in '/') into Go.
+// A model whose cached shards fail Go's checks is fetched again from the
+// network once, after its cache entries are deleted.
+async function load({ base, float32Weights = false }, progress) {
+  if (!api) throw new Error('start the worker before loading a model');
+  if (model) {
+    await model.close();
+    model = null;
+  }
+  const t0 = performance.now();
+  const manifest = new Uint8Array(await (await fetchOK(new URL('manifest.json', base))).arrayBuffer());
+  const opts = { float32Weights };
+  let attempt = await loadShards(base, manifest, true, opts, progress);
+  if (attempt.error && attempt.error.name === 'ShardError' && attempt.fromCache > 0) {
+    await deleteKeys(attempt.keys);
+    attempt = await loadShards(base, manifest, false, opts, progress);
+  }
+  if (attempt.error) {
+    if (attempt.error.name === 'ShardError') await deleteKeys(attempt.keys);
+    throw attempt.error;
+  }
+  model = attempt.model;
+  return {
+    info: model.info,
+    ms: performance.now() - t0,
+    bytes: attempt.bytes,
+    fromCache: attempt.fromCache,
+    fromNetwork: attempt.fromNetwork,
+    cached: attempt.cached,
+    openMs: attempt.openMs, // Go: sha256 of every shard, then the network's plan
+  };
+}
+
+async function deleteKeys(keys) {
+  const cache = await openCache();
+  if (cache) await Promise.all(keys.map((k) => cache.delete(k)));
+}
+
+async function loadShards(base, manifest, useCache, { float32Weights }, progress) {
+  const loader = await api.newLoader(manifest);
+  const shards = loader.shards;
+  const total = shards.reduce((n, s) => n + s.size, 0);
+  const keys = shards.map((s) => cacheKey(s.sha256));
+  const res = { bytes: total, fromCache: 0, fromNetwork: 0, cached: false, keys };
+  const cache = await openCache();
+  const done = new Map(); // file -> bytes written
+  let lastPost = 0;
+  const report = (force) => {
+    const now = performance.now();
+    if (!force && now - lastPost < 50) return;
+    lastPost = now;
+    let loaded = 0;
+    for (const n of done.values()) loaded += n;
+    progress({ phase: 'download', loaded, total });
+  };
+  // pump copies a body into Go chunk by chunk; each chunk is dropped once
+  // copied, so no JavaScript copy of a shard outlives its transfer.
+  const pump = async (body, file) => {
+    const reader = body.getReader();
+    for (;;) {
+      const { done: end, value } = await reader.read();
+      if (end) break;
+      await loader.write(file, value);
+      done.set(file, (done.get(file) || 0) + value.byteLength);
+      report(false);
+    }
+  };
+  const puts = [];
+  try {
+    report(true);
+    await runLimited(shards, PARALLEL, async (s) => {
+      const key = cacheKey(s.sha256);
+      const hit = useCache && cache ? await cache.match(key) : undefined;
+      if (hit) {
+        try {
+          await pump(hit.body, s.file);
+          res.fromCache++;
+          return;
+        } catch (err) {
+          // An unreadable cached entry, or one of the wrong size (Go
+          // refused a chunk): forget it and use the network.
+          console.warn(`residual: cached ${s.file} is unusable (${err.message}); fetching it again`);
+          await cache.delete(key);
+          await loader.rewind(s.file);
+          done.set(s.file, 0);
+        }
+      }
+      const resp = await fetchOK(new URL(s.file, base));
+      let body = resp.body;
+      if (cache) {
+        const [forGo, forCache] = body.tee();
+        body = forGo;
+        const headers = { 'content-type': 'application/octet-stream', 'content-length': String(s.size) };
+        puts.push(cache.put(key, new Response(forCache, { headers })).then(() => true, (err) => {
+          console.warn(`residual: could not cache ${s.file}: ${err.message}`);
+          return false;
+        }));
+      }
+      await pump(body, s.file);
+      res.fromNetwork++;
+    });
+    report(true);
+    // Wait for the cache copies before Go starts: tee() holds chunks until
+    // both branches have read them.
+    const stored = await Promise.all(puts);
+    res.cached = stored.every(Boolean) && (cache !== null);
+    progress({ phase: 'verify', loaded: 0, total });
+    const t0 = performance.now();
+    res.model = await loader.open({
+      float32Weights,
+      onProgress: (loaded, all) => progress({ phase: 'verify', loaded, total: all }),
+    });
+    res.openMs = performance.now() - t0;
+  } catch (err) {
+    await Promise.allSettled(puts);
+    if (loader.discard) await loader.discard();
+    res.error = err;
+  }
+  return res;
+}
+
+async function classify({ bytes, top = 5, crops = 1 }) {
+  if (!model) throw new Error('no model is loaded yet');
+  const t0 = performance.now();
+  const r = await model.classify(new Uint8Array(bytes), { top, crops });
+  return { top: r.top, ms: r.ms, wallMs: performance.now() - t0, kernels: boot.kernels, crops };
+}
+
+async function clearCache() {
+  if (typeof caches === 'undefined') return { deleted: false }; // insecure origin: nothing was cached
+  return { deleted: await caches.delete(SHARD_CACHE) };
+}
+
+const ops = { start, load, classify, clearCache };
+
+// One request at a time, in arrival order: Go runs one call to completion
+// anyway, and this keeps a model switch from racing a classification.
+let chain = Promise.resolve();
+
+self.onmessage = (event) => {
+  const { id, op, args } = event.data;
+  chain = chain.then(async () => {
+    try {
+      const fn = ops[op];
+      if (!fn) throw new Error(`unknown operation ${op}`);
+      const result = await fn(args || {}, (p) => self.postMessage({ id, progress: p }));
+      self.postMessage({ id, result });
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      self.postMessage({ id, error: { name: e.name, message: e.message } });
+    }
+  });
+};

@@ -1,0 +1,432 @@
+// Command bench prints the `make bench` table: it runs the repository's
+// `go test -bench` benchmarks in several builds, parses their output and
+// prints one table with ratios against a baseline measured in the same run.
+//
+//	go run ./tools/bench [-quick] [-model DIR] [-no-wasm] [-v]
+//
+// Rows (each "n/a (missing BenchmarkX)" when the benchmark does not exist):
+//
+//   - GEMM GFLOP/s of ResNet-50's main shapes (core/kernels BenchmarkGemm),
+//     natively (simd: AVX2/AVX-512) and in wasm under node (simd: SIMD128),
+//     each against the portable scalar GEMM measured in the same run.
+//   - ResNet-50 latency per image (core BenchmarkClassify, whatever
+//     sub-benchmarks it defines: threads, weight modes) in four builds:
+//     native simd, native scalar (GOEXPERIMENT=nosimd), wasm simd, wasm
+//     scalar; each row against the native scalar build's same sub-benchmark.
+//   - Peak memory of ResNet-50 in both weight modes (f16 resident, f32 widened
+//     at load), measured by this command in child processes: the largest Go
+//     heap seen (runtime/metrics, sampled every 2 ms while the model is
+//     opened and classifies an image) and the peak RSS (VmHWM, Linux).
+//   - The converter's benchmarks (tools/convert/... BenchmarkConvert*).
+//
+// The ResNet-50 model comes from -model, else $RESIDUAL_BENCH_MODEL, else
+// weights/resnet50 or weights/resnet50-synthetic, else a synthetic one is
+// generated (fixture writer + converter, seeded) into a cache under
+// os.TempDir(). The chosen directory is passed to the benchmarks in
+// $RESIDUAL_BENCH_MODEL.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ModelEnv names the environment variable that passes the ResNet-50 model
+// directory to the benchmarks.
+const ModelEnv = "RESIDUAL_BENCH_MODEL"
+
+// build is one way of compiling and running the benchmarks.
+type build struct {
+	name string
+	env  []string
+	wasm bool
+}
+
+var (
+	nativeSIMD   = build{name: "native simd", env: []string{"GOEXPERIMENT=simd"}}
+	nativeScalar = build{name: "native scalar", env: []string{"GOEXPERIMENT=nosimd"}}
+	wasmSIMD     = build{name: "wasm simd128", env: []string{"GOEXPERIMENT=simd", "GOOS=js", "GOARCH=wasm"}, wasm: true}
+	wasmScalar   = build{name: "wasm scalar", env: []string{"GOEXPERIMENT=nosimd", "GOOS=js", "GOARCH=wasm"}, wasm: true}
+)
+
+type config struct {
+	root      string
+	model     string
+	image     string
+	gemmTime  string
+	classTime string
+	wasmTime  string
+	noWasm    bool
+	verbose   bool
+	log       io.Writer
+
+	// Figures the targets are checked against (0: not measured).
+	nativeOneThreadMS float64 // best native simd Classify row with threads=1
+	wasmMS            float64 // best wasm simd128 Classify row
+	f16HeapMB         float64
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == memoryChildArg {
+		os.Exit(memoryChild(os.Args[2:]))
+	}
+	var c config
+	quick := flag.Bool("quick", false, "one iteration of everything (a smoke run, noisy figures)")
+	flag.StringVar(&c.model, "model", "", "converted ResNet-50 directory (default: see the package documentation)")
+	flag.StringVar(&c.gemmTime, "gemm-benchtime", "500ms", "-benchtime for the GEMM benchmarks")
+	flag.StringVar(&c.classTime, "classify-benchtime", "3x", "-benchtime for the native ResNet-50 benchmarks")
+	flag.StringVar(&c.wasmTime, "wasm-benchtime", "1x", "-benchtime for the wasm ResNet-50 benchmarks")
+	flag.BoolVar(&c.noWasm, "no-wasm", false, "skip the wasm builds")
+	flag.BoolVar(&c.verbose, "v", false, "echo every command and its raw output to stderr")
+	flag.Parse()
+	if *quick {
+		c.gemmTime, c.classTime, c.wasmTime = "1x", "1x", "1x"
+	}
+	c.log = os.Stderr
+	if err := run(&c, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(c *config, w io.Writer) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	c.root = root
+	if c.model, err = findModel(c, root); err != nil {
+		return err
+	}
+	c.image = findImage(root)
+	start := time.Now()
+	t := &Table{Header: []string{"benchmark", "build", "value", "vs baseline", "notes"}}
+	gemmRows(c, t)
+	classifyRows(c, t)
+	memoryRows(c, t)
+	convertRows(c, t)
+	t.Notes = append(t.Notes,
+		"",
+		fmt.Sprintf("memory rows: model %s, image %s (also passed to the benchmarks as $%s); %s/%s, %d CPUs; %s in all",
+			c.model, filepath.Base(c.image), ModelEnv,
+			runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), time.Since(start).Round(time.Second)),
+		"targets (issue 3):")
+	target := func(what string, v, limit float64, unit string) {
+		verdict := "not measured"
+		if v > 0 {
+			verdict = fmt.Sprintf("%.1f %s: ", v, unit)
+			if v < limit {
+				verdict += "met"
+			} else {
+				verdict += "NOT met"
+			}
+		}
+		t.Notes = append(t.Notes, fmt.Sprintf("  %-52s < %g %s: %s", what, limit, unit, verdict))
+	}
+	target("native ResNet-50 per image, simd, one thread", c.nativeOneThreadMS, 300, "ms")
+	target("wasm ResNet-50 per image under node, simd128", c.wasmMS, 1200, "ms")
+	target("peak Go heap, ResNet-50, f16-resident weights", c.f16HeapMB, 90, "MB")
+	t.Write(w)
+	return nil
+}
+
+// moduleRoot is the directory of the main module's go.mod.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the residual module: run from the repository (make bench)")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// findImage picks the benchmark photo: the first of testdata/photos, else a
+// JPEG of the Go distribution.
+func findImage(root string) string {
+	entries, _ := os.ReadDir(filepath.Join(root, "testdata", "photos"))
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".jpg", ".jpeg", ".png":
+			return filepath.Join(root, "testdata", "photos", e.Name())
+		}
+	}
+	return filepath.Join(runtimeGOROOT(), "src", "image", "testdata", "video-001.jpeg")
+}
+
+func runtimeGOROOT() string {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// goTest runs `go test -bench` for one package and pattern in build b and
+// returns the parsed results with the raw output.
+func goTest(c *config, b build, pkg, pattern, benchtime string) ([]Result, string, error) {
+	procs := runtime.NumCPU()
+	if b.wasm {
+		procs = 1 // js/wasm runs on one thread
+	}
+	args := []string{"test", "-run", "^$", "-bench", pattern, "-benchtime", benchtime, "-benchmem",
+		"-count", "1", "-cpu", strconv.Itoa(procs), "-timeout", "60m", pkg}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = c.root
+	cmd.Env = append(os.Environ(), b.env...)
+	cmd.Env = append(cmd.Env, ModelEnv+"="+c.model, "RESIDUAL_BENCH_IMAGE="+c.image)
+	if b.wasm {
+		cmd.Env = append(cmd.Env, "PATH="+filepath.Join(runtimeGOROOT(), "lib", "wasm")+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
+	if c.verbose {
+		fmt.Fprintf(c.log, "$ %s go %s\n", strings.Join(b.env, " "), strings.Join(args, " "))
+	} else {
+		fmt.Fprintf(c.log, "bench: %s: %s %s\n", b.name, pkg, pattern)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if c.verbose {
+		c.log.Write(out.Bytes())
+	}
+	res := Parse(bytes.NewReader(out.Bytes()), procs)
+	if err != nil {
+		err = fmt.Errorf("%s: go test %s: %v: %s", b.name, pkg, err, lastLines(out.String(), 3))
+	}
+	return res, out.String(), err
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// byTop keeps the results of one top-level benchmark.
+func byTop(rs []Result, top string) []Result {
+	var out []Result
+	for _, r := range rs {
+		if r.Top() == top {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// missing is the cell for a benchmark that does not exist (yet) or failed
+// to run; a failure's message goes to the table's notes.
+func missing(t *Table, name string, err error) string {
+	if err != nil {
+		t.Notes = append(t.Notes, "note: Benchmark"+name+": "+err.Error())
+		return "n/a (Benchmark" + name + " failed, see notes)"
+	}
+	return "n/a (missing Benchmark" + name + ")"
+}
+
+// ---------------------------------------------------------------- GEMM
+
+func gemmRows(c *config, t *Table) {
+	t.Add("GEMM, ResNet-50 shapes m x k x n, one goroutine (core/kernels BenchmarkGemm); xN: N times the speed of the portable scalar GEMM in the same build")
+	builds := []build{nativeSIMD}
+	if !c.noWasm {
+		builds = append(builds, wasmSIMD)
+	}
+	for _, b := range builds {
+		rs, _, err := goTest(c, b, "./core/kernels", "^BenchmarkGemm$", c.gemmTime)
+		rs = byTop(rs, "Gemm")
+		if len(rs) == 0 {
+			t.Add("Gemm", b.name, missing(t, "Gemm", err))
+			continue
+		}
+		// Sub-benchmarks are <shape>/<impl>; the baseline impl is "generic".
+		type key struct{ shape, impl string }
+		gflops := map[key]float64{}
+		var shapes []string
+		var impls []string
+		for _, r := range rs {
+			shape, impl, _ := strings.Cut(r.Sub(), "/")
+			k := key{shape, impl}
+			if _, ok := gflops[k]; !ok {
+				if !contains(shapes, shape) {
+					shapes = append(shapes, shape)
+				}
+				if !contains(impls, impl) {
+					impls = append(impls, impl)
+				}
+			}
+			gflops[k] = gflopsOf(r, shape)
+		}
+		for _, shape := range shapes {
+			base, hasBase := gflops[key{shape, "generic"}]
+			for _, impl := range impls {
+				v, ok := gflops[key{shape, impl}]
+				if !ok {
+					continue
+				}
+				ratio := "baseline"
+				if impl != "generic" {
+					ratio = "n/a (no generic row)"
+					if hasBase && base > 0 {
+						ratio = fmt.Sprintf("x%.1f", v/base)
+					}
+				}
+				t.Add("Gemm "+shape+" "+impl, b.name, fmt.Sprintf("%.2f GFLOP/s", v), ratio, "")
+			}
+		}
+		if err != nil {
+			t.Notes = append(t.Notes, "note: BenchmarkGemm: "+err.Error())
+		}
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// gflopsOf takes the GFLOP/s metric, or computes it from ns/op and an
+// "MxKxN" shape name when the benchmark did not report it.
+func gflopsOf(r Result, shape string) float64 {
+	if v, ok := r.Metrics["GFLOP/s"]; ok {
+		return v
+	}
+	var m, k, n float64
+	if _, err := fmt.Sscanf(shape, "%fx%fx%f", &m, &k, &n); err == nil && r.Metrics["ns/op"] > 0 {
+		return 2 * m * k * n / r.Metrics["ns/op"]
+	}
+	return 0
+}
+
+// ---------------------------------------------------------------- classify
+
+func classifyRows(c *config, t *Table) {
+	t.Add("ResNet-50 per image (core BenchmarkClassify); xN: N times the speed of the native scalar build (GOEXPERIMENT=nosimd), same sub-benchmark")
+	builds := []build{nativeSIMD, nativeScalar}
+	if !c.noWasm {
+		builds = append(builds, wasmSIMD, wasmScalar)
+	}
+	type row struct {
+		b   build
+		res []Result
+		err error
+	}
+	var rows []row
+	base := map[string]float64{}
+	for _, b := range builds {
+		bt := c.classTime
+		if b.wasm {
+			bt = c.wasmTime
+		}
+		rs, _, err := goTest(c, b, "./core", "^BenchmarkClassify$", bt)
+		rs = byTop(rs, "Classify")
+		rows = append(rows, row{b, rs, err})
+		if b.name == nativeScalar.name {
+			for _, r := range rs {
+				base[r.Sub()] = r.Metrics["ns/op"]
+			}
+		}
+	}
+	for _, rw := range rows {
+		if len(rw.res) == 0 {
+			t.Add("Classify", rw.b.name, missing(t, "Classify", rw.err))
+			continue
+		}
+		for _, r := range rw.res {
+			ns := r.Metrics["ns/op"]
+			ratio := "n/a"
+			if rw.b.name == nativeScalar.name {
+				ratio = "baseline"
+			} else if b := base[r.Sub()]; b > 0 && ns > 0 {
+				ratio = fmt.Sprintf("x%.2f", b/ns)
+			}
+			name := "Classify"
+			if r.Sub() != "" {
+				name += " " + r.Sub()
+			}
+			t.Add(name, rw.b.name, fmt.Sprintf("%.1f ms", ns/1e6), ratio, extraMetrics(r))
+			ms := ns / 1e6
+			best := func(cur *float64) {
+				if ms > 0 && (*cur == 0 || ms < *cur) {
+					*cur = ms
+				}
+			}
+			switch {
+			case rw.b.name == nativeSIMD.name && strings.Contains(r.Sub(), "threads=1"):
+				best(&c.nativeOneThreadMS)
+			case rw.b.name == wasmSIMD.name:
+				best(&c.wasmMS)
+			}
+		}
+		if rw.err != nil {
+			t.Notes = append(t.Notes, "note: BenchmarkClassify: "+rw.err.Error())
+		}
+	}
+}
+
+// extraMetrics lists a result's metrics other than ns/op, sorted by unit.
+func extraMetrics(r Result) string {
+	var parts []string
+	units := append([]string(nil), r.Units...)
+	sort.Strings(units)
+	for _, u := range units {
+		if u == "ns/op" {
+			continue
+		}
+		v := r.Metrics[u]
+		switch u {
+		case "B/op":
+			parts = append(parts, fmt.Sprintf("%.0f B/op", v))
+		default:
+			parts = append(parts, formatNum(v)+" "+u)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// formatNum prints 4 significant digits, and whole numbers from 1000 on
+// rather than exponent notation.
+func formatNum(v float64) string {
+	if a := math.Abs(v); a >= 1000 && a < 1e12 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64)
+}
+
+// ---------------------------------------------------------------- converter
+
+func convertRows(c *config, t *Table) {
+	t.Add("Converter (tools/convert/... BenchmarkConvert*); no baseline")
+	rs, _, err := goTest(c, nativeSIMD, "./tools/convert/...", "^BenchmarkConvert", "1x")
+	var found []Result
+	for _, r := range rs {
+		if strings.HasPrefix(r.Top(), "Convert") {
+			found = append(found, r)
+		}
+	}
+	if len(found) == 0 {
+		t.Add("Convert", nativeSIMD.name, missing(t, "Convert", err))
+		return
+	}
+	for _, r := range found {
+		t.Add(r.Name, nativeSIMD.name, fmt.Sprintf("%.0f ms", r.Metrics["ns/op"]/1e6), "", extraMetrics(r))
+	}
+}

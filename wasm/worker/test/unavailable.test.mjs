@@ -1,0 +1,89 @@
+// The worker on the local Cloudflare runtime when its model cannot run: a
+// model too big for a 128 MB isolate, and a model missing from the assets.
+// Both answer 503 with a JSON error that names the model and the reason,
+// and the demo page is still served.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync, copyFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { workerDir, freePort, portOpen, startWrangler, groupAlive } from "./wrangler.mjs";
+
+const assetsSource = path.resolve(workerDir, process.env.RESIDUAL_ASSETS || "../../dist/web");
+const base = process.env.RESIDUAL_MODEL || "resnet50-synthetic";
+
+// A site with the page and one manifest: ResNet-50's, with the weight bytes
+// of ResNet-152 in float16 (60.2 M parameters: 120.4 MB), spread over extra
+// 25 MiB shards that do not exist: the worker must refuse the model from the
+// manifest alone, before fetching any shard.
+function site() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "residual-worker-unavailable-"));
+  copyFileSync(path.join(assetsSource, "index.html"), path.join(dir, "index.html"));
+  const m = JSON.parse(readFileSync(path.join(assetsSource, "models", base, "manifest.json"), "utf8"));
+  let have = m.shards.reduce((n, s) => n + s.size, 0);
+  const want = 60_192_808 * 2;
+  for (let i = m.shards.length; have < want; i++) {
+    const size = Math.min(25 << 20, want - have);
+    m.shards.push({ file: `shard-${String(i).padStart(3, "0")}.bin`, size, sha256: "0".repeat(64) });
+    have += size;
+  }
+  m.model = "ResNet-152 (weights of ResNet-50 padded to ResNet-152's size)";
+  mkdirSync(path.join(dir, "models", "resnet152-sized"), { recursive: true });
+  writeFileSync(path.join(dir, "models", "resnet152-sized", "manifest.json"), JSON.stringify(m));
+  return dir;
+}
+
+async function withWorker(assets, model, fn) {
+  const w = await startWrangler({ assets, model, port: await freePort() });
+  try {
+    await fn(w);
+  } finally {
+    await w.stop();
+    assert.equal(groupAlive(w.child.pid), false, "wrangler's process group is still running");
+    assert.equal(await portOpen(w.port), false, `port ${w.port} still accepts connections`);
+  }
+}
+
+async function expect503(w, model, reason) {
+  for (let round = 0; round < 2; round++) {
+    const h = await fetch(w.base + "/healthz");
+    const hj = await h.json();
+    assert.equal(h.status, 503, JSON.stringify(hj));
+    assert.equal(hj.status, "error");
+    assert.equal(hj.loads, 0);
+    assert.ok(hj.error.includes(model) && reason.test(hj.error), hj.error);
+    const c = await fetch(w.base + "/classify", { method: "POST", body: new Uint8Array([0xff, 0xd8, 0xff]) });
+    const cj = await c.json();
+    assert.equal(c.status, 503, JSON.stringify(cj));
+    assert.equal(cj.model, model);
+    assert.ok(reason.test(cj.error), cj.error);
+  }
+  const page = await fetch(w.base + "/");
+  assert.equal(page.status, 200);
+  await page.arrayBuffer();
+}
+
+test("a model too big for 128 MB: 503 with the arithmetic, no shard fetched", async () => {
+  const dir = site();
+  try {
+    await withWorker(dir, "resnet152-sized", async (w) => {
+      await expect503(w, "resnet152-sized", /needs about 1[4-9]\d\.\d MB .*float16 weights 120\.4 MB.*128 MB/);
+      const h = await (await fetch(w.base + "/healthz")).json();
+      assert.equal(h.load_attempts, 1, "a model too big must not be retried");
+      assert.ok(h.memory.estimate.total > h.memory.budget);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a model missing from the assets: 503 naming it and the fix", async () => {
+  const dir = site();
+  try {
+    await withWorker(dir, "resnet101", async (w) => {
+      await expect503(w, "resnet101", /models\/resnet101\/manifest\.json.*HTTP 404.*make web/);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -55,7 +55,7 @@ worker-go-test:
 # built (synthetic ResNet-50, then the site) by web/web.mk's targets when missing.
 WORKER_TEST_MODEL ?= resnet50-synthetic
 $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json:
-	$(MAKE) --no-print-directory web-test-model web
+	$(MAKE) --no-print-directory synthetic web
 
 worker-node-test: worker worker-npm $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json
 	$(GO) build -o dist/bin/classify ./tools/classify

@@ -51,6 +51,9 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		modelDir = d
+	} else if err := os.MkdirAll(modelDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	if os.Getenv("RESIDUAL_MODEL_CACHE") == "" {

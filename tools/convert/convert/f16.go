@@ -145,7 +145,7 @@ func encodeF32(dst []byte, src []float64) RoundReport {
 }
 
 // parallelChunk is the smallest share of a tensor worth a goroutine.
-const parallelChunk = 1 << 18
+const parallelChunk = 1 << 15
 
 // encode rounds src into dst as float16 (or float32 when f32), splitting
 // large tensors across the available CPUs; the reports are merged.

@@ -99,9 +99,11 @@ synthetic: weights/resnet50-synthetic/manifest.json
 weights/resnet50-synthetic/manifest.json:
 	mkdir -p weights/downloads
 	$(GO) run ./tools/convert/caffe/fixture/cmd/gencaffe -prototxt weights/prototxt/ResNet-50-deploy.prototxt \
-	  -seed 1 -out weights/downloads/ResNet-50-synthetic.caffemodel
+	  -seed 1 -out weights/downloads/ResNet-50-synthetic.caffemodel \
+	  -mean weights/downloads/ResNet-50-synthetic-mean.binaryproto
 	$(GO) run ./tools/convert -force -synthetic -name "ResNet-50 (synthetic)" \
 	  -caffemodel weights/downloads/ResNet-50-synthetic.caffemodel \
+	  -mean weights/downloads/ResNet-50-synthetic-mean.binaryproto \
 	  -prototxt weights/prototxt/ResNet-50-deploy.prototxt -labels weights/synset_words.txt \
 	  -out weights/resnet50-synthetic
 

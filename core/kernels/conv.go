@@ -29,9 +29,11 @@ func (p ConvParams) pointwise() bool {
 	return p.KH == 1 && p.KW == 1 && p.SH == 1 && p.SW == 1 && p.PH == 0 && p.PW == 0
 }
 
-// colSize is the size of one group's im2col matrix (0 for pointwise).
+// colSize is the size of the scratch for one group's im2col matrix: 0 for
+// a pointwise convolution, and 0 when the GEMM builds the matrix itself
+// (packsIm2col).
 func (p ConvParams) colSize() int {
-	if p.pointwise() {
+	if p.pointwise() || packsIm2col {
 		return 0
 	}
 	return p.InC / p.Group * p.KH * p.KW * p.OutH * p.OutW
@@ -56,8 +58,8 @@ func (p ConvParams) check() {
 }
 
 // ConvScratchSize is the number of float32s Conv2D needs as scratch for p:
-// one group's im2col matrix (none for 1x1 stride-1 unpadded convolutions)
-// plus the calling goroutine's GEMM packing buffers.
+// the calling goroutine's GEMM buffers plus, in the scalar build, one
+// group's im2col matrix (none for 1x1 stride-1 unpadded convolutions).
 func ConvScratchSize(p ConvParams) int {
 	p = p.normalized()
 	return workspaceSize() + p.colSize()
@@ -70,8 +72,9 @@ func ConvScratchSize(p ConvParams) int {
 // Each group is one GEMM, as in Caffe: out_g (OutC/G x OH*OW) = w_g
 // (OutC/G x K) * col_g (K x OH*OW) with K = InC/G*KH*KW, where col_g is the
 // im2col matrix of the group's input channels, or the input itself for a
-// pointwise convolution. The bias and the activation are applied in the
-// GEMM's epilogue.
+// pointwise convolution. The simd GEMM builds col_g itself, one cache-sized
+// panel at a time; the scalar build materializes it in scratch. The bias
+// and the activation are applied in the GEMM's epilogue.
 func Conv2D(r *Runner, p ConvParams, in, w, bias, out, scratch []float32, act Act) {
 	p = p.normalized()
 	p.check()
@@ -99,18 +102,22 @@ func Conv2D(r *Runner, p ConvParams, in, w, bias, out, scratch []float32, act Ac
 	col := scratch[wsSize : wsSize+p.colSize()]
 	for gi := 0; gi < g; gi++ {
 		src := in[gi*icg*plane : (gi+1)*icg*plane]
-		b := src
-		if !p.pointwise() {
-			r.im2col(&p, src, col)
-			b = col
-		}
-		r.gemm(gemmArgs{
+		ga := gemmArgs{
 			m: ocg, n: n, k: k,
 			a: w[gi*ocg*k : (gi+1)*ocg*k], lda: k,
-			b: b, ldb: n,
+			b: src, ldb: n,
 			c: out[gi*ocg*n : (gi+1)*ocg*n], ldc: n,
 			bias: biasFrom(bias, gi*ocg), act: act,
-		}, &ws)
+		}
+		switch {
+		case p.pointwise():
+		case packsIm2col:
+			ga.fromImage, ga.conv = true, p
+		default:
+			r.im2col(&p, src, col)
+			ga.b = col
+		}
+		r.gemm(ga, &ws)
 	}
 }
 
@@ -136,39 +143,49 @@ func (r *Runner) im2col(p *ConvParams, in, col []float32) {
 	r.colT = im2colTask{}
 }
 
-// im2colRows writes rows lo..hi-1 of the im2col matrix in Caffe's layout:
-// row (c*KH + kh)*KW + kw, column oh*OW + ow holds
-// in[c][oh*SH - PH + kh*DH][ow*SW - PW + kw*DW], or 0 in the padding.
+// im2colRows writes rows lo..hi-1 of the im2col matrix (see im2colRange).
 func im2colRows(p *ConvParams, in, col []float32, lo, hi int) {
 	n := p.OutH * p.OutW
 	for row := lo; row < hi; row++ {
-		c, kh, kw := row/(p.KH*p.KW), row/p.KW%p.KH, row%p.KW
-		plane := in[c*p.InH*p.InW : (c+1)*p.InH*p.InW]
-		dst := col[row*n : (row+1)*n]
-		iw0 := kw*p.DW - p.PW // input column of output column 0
-		// Output columns whose input column is inside the image, for stride 1.
-		owLo, owHi := min(max(-iw0, 0), p.OutW), min(max(p.InW-iw0, 0), p.OutW)
-		for oh := 0; oh < p.OutH; oh++ {
-			d := dst[oh*p.OutW : (oh+1)*p.OutW]
-			ih := oh*p.SH - p.PH + kh*p.DH
-			if ih < 0 || ih >= p.InH {
-				clear(d)
-				continue
+		im2colRange(p, in, row, 0, col[row*n:(row+1)*n])
+	}
+}
+
+// im2colRange writes columns j0..j0+len(dst)-1 of row row of the im2col
+// matrix of p's input in (one group's channels) to dst. In Caffe's layout,
+// row (c*KH + kh)*KW + kw, column oh*OW + ow holds
+// in[c][oh*SH - PH + kh*DH][ow*SW - PW + kw*DW], or 0 in the padding.
+func im2colRange(p *ConvParams, in []float32, row, j0 int, dst []float32) {
+	c, kh, kw := row/(p.KH*p.KW), row/p.KW%p.KH, row%p.KW
+	plane := in[c*p.InH*p.InW : (c+1)*p.InH*p.InW]
+	iw0 := kw*p.DW - p.PW // input column of output column 0
+	// Output columns whose input column is inside the image, for stride 1.
+	owLo, owHi := min(max(-iw0, 0), p.OutW), min(max(p.InW-iw0, 0), p.OutW)
+	for len(dst) > 0 {
+		oh, ow := j0/p.OutW, j0%p.OutW
+		d := dst[:min(len(dst), p.OutW-ow)] // the part in output row oh
+		dst, j0 = dst[len(d):], j0+len(d)
+		ih := oh*p.SH - p.PH + kh*p.DH
+		if ih < 0 || ih >= p.InH {
+			clear(d)
+			continue
+		}
+		src := plane[ih*p.InW : (ih+1)*p.InW]
+		if p.SW == 1 {
+			lo, hi := min(max(owLo, ow), ow+len(d)), min(max(owHi, ow), ow+len(d))
+			clear(d[:lo-ow])
+			if lo < hi {
+				copy(d[lo-ow:hi-ow], src[lo+iw0:hi+iw0])
 			}
-			src := plane[ih*p.InW : (ih+1)*p.InW]
-			if p.SW == 1 {
-				clear(d[:owLo])
-				copy(d[owLo:owHi], src[owLo+iw0:])
-				clear(d[owHi:])
-				continue
-			}
-			for ow := range d {
-				iw := ow*p.SW + iw0
-				if iw >= 0 && iw < p.InW {
-					d[ow] = src[iw]
-				} else {
-					d[ow] = 0
-				}
+			clear(d[hi-ow:])
+			continue
+		}
+		for i := range d {
+			iw := (ow+i)*p.SW + iw0
+			if iw >= 0 && iw < p.InW {
+				d[i] = src[iw]
+			} else {
+				d[i] = 0
 			}
 		}
 	}

@@ -76,6 +76,10 @@ var convCases = []struct {
 	{"1x1 spatial out", conv(32, 3, 3, 9, 3, 3, 1, 1, 0, 0, 1, 1, 1)},
 	{"wide", conv(4, 3, 700, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
 	{"deep", conv(512, 3, 3, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1)}, // K = 4608 as in res5
+	// More output pixels than one packed panel of B holds (2048), several
+	// output rows per panel, a panel edge inside an output row.
+	{"many panels", conv(3, 45, 100, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
+	{"many panels/stride2", conv(2, 60, 121, 6, 5, 5, 1, 2, 2, 2, 1, 1, 1)},
 }
 
 func runConvCase(t *testing.T, r *Runner, name string, p ConvParams, withBias bool, act Act) {
@@ -172,4 +176,55 @@ func TestConv2DRejectsBadParams(t *testing.T) {
 		}
 	}()
 	Conv2D(nil, p, make([]float32, 100), make([]float32, 144), nil, make([]float32, 100), make([]float32, ConvScratchSize(p)-1), Act{})
+}
+
+// TestIm2colRange checks every row of the im2col matrix, over column ranges
+// that start and end inside an output row, span several, or hold one
+// column, against the definition: element (row (c*KH+kh)*KW+kw, column
+// oh*OW+ow) is in[c][oh*SH-PH+kh*DH][ow*SW-PW+kw*DW], 0 in the padding. The
+// simd GEMM builds its panels of B with it, at arbitrary column offsets.
+func TestIm2colRange(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		p    ConvParams
+	}{
+		{"3x3/pad1", conv(2, 5, 7, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
+		{"3x3/stride2", conv(2, 9, 8, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1)},
+		{"7x7/stride2/pad3", conv(1, 11, 9, 1, 7, 7, 2, 2, 3, 3, 1, 1, 1)},
+		{"dilation2/asymmetric", conv(2, 9, 12, 1, 3, 2, 1, 3, 2, 1, 2, 2, 1)},
+		{"pad>kernel/2", conv(2, 3, 3, 1, 3, 3, 1, 2, 2, 3, 1, 1, 1)},
+		{"kernel wider than padded input row", conv(1, 3, 2, 1, 1, 5, 1, 1, 0, 2, 1, 1, 1)},
+	} {
+		p := c.p.normalized()
+		n := p.OutH * p.OutW
+		rng := rand.New(rand.NewPCG(uint64(n), 3))
+		in := randSlice(rng, p.InC*p.InH*p.InW)
+		ref := func(row, j int) float32 {
+			ch, kh, kw := row/(p.KH*p.KW), row/p.KW%p.KH, row%p.KW
+			ih := j/p.OutW*p.SH - p.PH + kh*p.DH
+			iw := j%p.OutW*p.SW - p.PW + kw*p.DW
+			if ih < 0 || ih >= p.InH || iw < 0 || iw >= p.InW {
+				return 0
+			}
+			return in[(ch*p.InH+ih)*p.InW+iw]
+		}
+		ranges := [][2]int{{0, n}, {1, n - 2}, {p.OutW - 1, 2}, {n - 1, 1}, {p.OutW + 1, p.OutW}, {2, 1}}
+		for row := 0; row < p.InC*p.KH*p.KW; row++ {
+			for _, r := range ranges {
+				j0, cnt := r[0], r[1]
+				if cnt <= 0 || j0+cnt > n {
+					continue
+				}
+				dst := newGuarded(cnt)
+				im2colRange(&p, in, row, j0, dst.s()[:cnt])
+				what := fmt.Sprintf("%s: row %d, columns %d+%d", c.name, row, j0, cnt)
+				dst.check(t, what)
+				for i, got := range dst.s()[:cnt] {
+					if want := ref(row, j0+i); math.Float32bits(got) != math.Float32bits(want) {
+						t.Fatalf("%s: column %d = %v, want %v", what, j0+i, got, want)
+					}
+				}
+			}
+		}
+	}
 }

@@ -15,8 +15,13 @@
 //
 // where col_g is the im2col matrix in Caffe's layout (row (c*KH+kh)*KW+kw,
 // column oh*OW+ow), or the input itself for a 1x1, stride-1, unpadded
-// convolution, which needs no copy. The bias and the fused activation are
-// applied in the GEMM's epilogue, while the output tile is still in cache.
+// convolution, which needs no copy. The simd GEMM never materializes col_g:
+// it builds each kc x nc panel of it from the input (im2colRange, long runs
+// of input rows) just before packing the panel, so a convolution's scratch
+// is the GEMM's buffers alone (2.8 MB with AVX2, 5.6 MB with SIMD128;
+// conv1's im2col matrix alone took 7.4 MB). The scalar build
+// materializes col_g. The bias and the fused activation are applied in the
+// GEMM's epilogue, while the output tile is still in cache.
 //
 // # Implementations
 //
@@ -32,8 +37,9 @@
 //	f16.go, f16_simd.go  binary16 widening, scalar and vector
 //	conv.go, pool.go, elementwise.go  the ops; runner.go  the worker goroutines
 //
-// The simd GEMM follows Goto and van de Geijn: a kc x nc panel of B is
-// packed per K slice into a per-worker buffer, in slivers of nr = 3L columns
+// The simd GEMM follows Goto and van de Geijn: a kc x nc panel of B (for a
+// convolution, first built from the input into a second panel-sized
+// buffer) is packed per K slice into a per-worker buffer, in slivers of nr = 3L columns
 // (L = simd.Float32s lanes: 4 with WASM SIMD128, 8 with AVX2, 16 with
 // AVX-512); a micro-kernel keeps a 4 x nr tile of C in 12 vector registers
 // across kc rank-1 updates, reading four rows of A in place (each is a
@@ -47,17 +53,36 @@
 // code left the upper register halves dirty.
 // Impl reports which implementation is compiled in.
 //
+// Measured on the 2-core AMD EPYC (Zen 3) development machine, and rejected
+// (same-run comparisons of BenchmarkResNet50Convs, one thread): packing A
+// into micro-panels (-20%: the packing costs more than the contiguous stream
+// saves); a 4 x 2-vector tile, which keeps every value in registers (-3%);
+// building each sliver of B straight from the convolution input, short runs
+// per sliver row, instead of a panel first (-30% to -50%); kc of 256 or 512
+// instead of 4096/nr (within noise). Building im2col panel by panel (the
+// scheme above) measured the same speed as materializing the whole matrix.
+// The micro-kernel's loop costs about 7.8 instructions per vector FMA
+// (callgrind, SIMD128 build): the compiler's FMA overwrites a multiplicand,
+// so each reuse of a broadcast is a register copy and the accumulators
+// rotate through registers (moves at the loop's end); it hoists every load
+// of an iteration ahead of the FMAs, which makes the 4 x 3 tile spill; and
+// inline marks leave about 20 NOPs per iteration. Reshaping the source
+// (packed A, unrolling, 5 x 2, 3 x 3, 6 x 2 tiles, Mul then Add, one
+// statement per row) moved that figure between 7.6 and 12.
+//
 // # Invariants
 //
 //   - No kernel allocates. Conv2D takes scratch of ConvScratchSize floats
-//     (one group's im2col matrix plus the calling goroutine's GEMM packing
-//     buffers); a Runner owns one set of packing buffers per helper.
+//     (the calling goroutine's GEMM buffers and, in the scalar build, one
+//     group's im2col matrix); a Runner owns one set of GEMM buffers per
+//     helper.
 //   - Outputs are written only inside their extent (tests surround every
 //     output, and the gaps between strided rows, with NaN guard values).
 //   - A nil *Runner runs on the calling goroutine; NewRunner(n) keeps n-1
 //     helper goroutines and the caller as worker 0, and hands them work
 //     through preallocated task values, so parallel calls do not allocate
-//     either. Wide GEMMs are split over columns, narrow ones over rows,
+//     either. Wide GEMMs are split over columns (each worker builds and
+//     packs its own panels of B), narrow ones over rows, the scalar build's
 //     im2col over its rows, pooling over channels. A Runner serializes the
 //     kernel calls made through it. In wasm, use a nil Runner: there is one
 //     thread.

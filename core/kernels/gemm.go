@@ -14,6 +14,14 @@ type gemmArgs struct {
 	ldc     int
 	bias    []float32
 	act     Act
+
+	// fromImage makes B the im2col matrix of the convolution conv (one
+	// group's input channels in b; see im2colRange): column j of B is
+	// output pixel col0+j, ldb is unused. Only the simd build's GEMM
+	// supports it (see packsIm2col); it builds B one panel at a time.
+	fromImage bool
+	conv      ConvParams
+	col0      int
 }
 
 type gemmTask struct{ g gemmArgs }
@@ -43,7 +51,7 @@ func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
 	if g.m == 0 || g.n == 0 {
 		return
 	}
-	if g.n == 1 && g.ldb == 1 {
+	if g.n == 1 && g.ldb == 1 && !g.fromImage {
 		lo, hi := share(g.m, w, nw)
 		if lo < hi {
 			gemv(hi-lo, g.k, g.a[lo*g.lda:], g.lda, g.b[:g.k], g.c[lo*g.ldc:], g.ldc, biasFrom(g.bias, lo), g.act)
@@ -63,7 +71,11 @@ func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
 			return
 		}
 		sub.n = hi - lo
-		sub.b = g.b[lo:]
+		if g.fromImage {
+			sub.col0 = g.col0 + lo
+		} else {
+			sub.b = g.b[lo:]
+		}
 		sub.c = g.c[lo:]
 	} else {
 		units := (g.m + gemmMR - 1) / gemmMR
@@ -100,8 +112,8 @@ func actScalar(x float32, a Act) float32 {
 const gemmMR = 4
 
 // workspace holds one worker's GEMM buffers: b for a packed panel of B,
-// tile for one micro-tile of C before its epilogue. The scalar build needs
-// neither.
+// tile for one micro-tile of C before its epilogue, col for one panel of an
+// im2col matrix before it is packed. The scalar build needs none.
 type workspace struct {
-	b, tile []float32
+	b, tile, col []float32
 }

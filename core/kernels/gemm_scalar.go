@@ -17,6 +17,10 @@ func gemmNR() int { return 16 }
 
 func workspaceSize() int { return 0 }
 
+// packsIm2col reports whether the GEMM builds the im2col matrix of a
+// convolution itself (gemmArgs.fromImage): the scalar GEMM does not.
+const packsIm2col = false
+
 func newWorkspace(buf []float32) workspace { return workspace{} }
 
 func activate(in, out []float32, act Act) { activateGeneric(in, out, act) }

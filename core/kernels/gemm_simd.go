@@ -41,7 +41,7 @@ func gemmNC() int { return 2048 / gemmNR() * gemmNR() }
 
 func workspaceSize() int {
 	kc, nc, nr := gemmKC(), gemmNC(), gemmNR()
-	return kc*nc + gemmMR*nr
+	return 2*kc*nc + gemmMR*nr
 }
 
 func newWorkspace(buf []float32) workspace {
@@ -50,8 +50,14 @@ func newWorkspace(buf []float32) workspace {
 	return workspace{
 		b:    buf[:nb:nb],
 		tile: buf[nb : nb+nt : nb+nt],
+		col:  buf[nb+nt : 2*nb+nt : 2*nb+nt],
 	}
 }
+
+// packsIm2col reports whether the GEMM builds the im2col matrix of a
+// convolution itself (gemmArgs.fromImage): gemm does, one kc x nc panel at
+// a time, so that a convolution needs no scratch for the whole matrix.
+const packsIm2col = true
 
 // gemm computes C = act(A*B + bias) (see gemmArgs) with the workspace ws.
 //
@@ -83,7 +89,17 @@ func gemm(ws *workspace, g *gemmArgs) {
 		for pc := 0; pc < k; pc += kcStep {
 			kc := min(kcStep, k-pc)
 			first, last := pc == 0, pc+kc == k
-			packB(ws.b, g.b[pc*g.ldb+jc:], g.ldb, kc, ncur, nr, L)
+			if g.fromImage {
+				// The panel of the im2col matrix, row by row (long runs
+				// of the input), then packed like any B.
+				col := ws.col[:kc*ncur]
+				for p := 0; p < kc; p++ {
+					im2colRange(&g.conv, g.b, pc+p, g.col0+jc, col[p*ncur:(p+1)*ncur])
+				}
+				packB(ws.b, col, ncur, kc, ncur, nr, L)
+			} else {
+				packB(ws.b, g.b[pc*g.ldb+jc:], g.ldb, kc, ncur, nr, L)
+			}
 			for ic := 0; ic < m; ic += gemmMC {
 				mcur := min(gemmMC, m-ic)
 				gemmBlock(ws, g, ic, mcur, jc, ncur, pc, kc, first, last)

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/residual-go/residual/core/kernels"
+	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/preprocess"
 	"github.com/residual-go/residual/core/weights"
 )
@@ -36,11 +36,10 @@ type Estimate struct {
 	Model string `json:"model"`
 	// Weights: the shard bytes, kept resident as float16 (no float32 copy).
 	Weights int64 `json:"weights"`
-	// Activations: the sum of all blobs live at the busiest op (no buffer
-	// sharing between blobs of different lifetimes is assumed beyond that).
+	// Activations: core's activation buffers after liveness packing.
 	Activations int64 `json:"activations"`
-	// Scratch: the largest convolution workspace (im2col) plus the largest
-	// tensor widened from float16 to float32 while its op runs.
+	// Scratch: the largest convolution workspace plus the largest tensor
+	// widened from float16 to float32 while its op runs.
 	Scratch int64 `json:"scratch"`
 	// Inputs: the ten preprocessed crops of ?crops=10 (kept by the model).
 	Inputs int64 `json:"inputs"`
@@ -57,68 +56,19 @@ func (e Estimate) Resident() int64 {
 	return e.Weights + e.Activations + e.Scratch + e.Inputs + e.Runtime
 }
 
-// EstimateMemory computes the Estimate of a validated manifest.
+// EstimateMemory computes the Estimate of a validated manifest. The
+// activation and scratch terms are core's own plan (core.EstimateCPU: the
+// bytes core.NewCPU will allocate in float16-resident mode), not a second
+// model of it.
 func EstimateMemory(m *weights.Manifest) Estimate {
 	e := Estimate{Model: m.Model, Runtime: runtimeReserve}
 	for _, s := range m.Shards {
 		e.Weights += s.Size
 	}
-
-	// Liveness: every op output is a new value, live from its op to its
-	// last reader; the network output stays live to the end.
-	type value struct {
-		size      int64
-		def, last int
-	}
+	cpu := core.EstimateCPU(m, core.CPUOptions{})
+	e.Activations, e.Scratch = cpu.ActivationBytes, cpu.ScratchBytes
 	in := m.Input
-	values := []value{{size: int64(in.Channels * in.Height * in.Width), def: -1, last: -1}}
-	shapes := []([3]int){{in.Channels, in.Height, in.Width}}
-	latest := map[string]int{in.Name: 0}
-	tensors := map[string]int64{}
-	for _, t := range m.Tensors {
-		tensors[t.Name] = t.Elements()
-	}
-	var convScratch, wide int64
-	for i := range m.Ops {
-		op := &m.Ops[i]
-		var inShape [3]int
-		for j, name := range op.Inputs {
-			v := latest[name]
-			values[v].last = i
-			if j == 0 {
-				inShape = shapes[v]
-			}
-		}
-		out := op.OutShape
-		values = append(values, value{size: int64(out[0] * out[1] * out[2]), def: i, last: i})
-		shapes = append(shapes, out)
-		latest[op.Output] = len(values) - 1
-		wide = max(wide, tensors[op.Weight]+tensors[op.Bias])
-		if op.Type == weights.OpConv {
-			d := op.Dilations()
-			p := kernels.ConvParams{
-				InC: inShape[0], InH: inShape[1], InW: inShape[2],
-				OutC: out[0], OutH: out[1], OutW: out[2],
-				KH: op.Kernel[0], KW: op.Kernel[1], SH: op.Stride[0], SW: op.Stride[1],
-				PH: op.Pad[0], PW: op.Pad[1], DH: d[0], DW: d[1], Group: op.Groups(),
-			}
-			convScratch = max(convScratch, int64(kernels.ConvScratchSize(p)))
-		}
-	}
-	if v, ok := latest[m.Output]; ok {
-		values[v].last = len(m.Ops)
-	}
-	for i := range m.Ops {
-		var live int64
-		for _, v := range values {
-			if v.def <= i && i <= v.last {
-				live += v.size
-			}
-		}
-		e.Activations = max(e.Activations, live*4)
-	}
-	e.Scratch = (convScratch + wide) * 4
-	e.Inputs = 10 * values[0].size * 4
+	e.Inputs = 10 * int64(in.Channels*in.Height*in.Width) * 4
 	e.Request = requestNeed(referenceRequest, specOf(m)).Total()
 	e.Total = e.Resident() + e.Request
 	return e

@@ -2,8 +2,6 @@ package main
 
 import (
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
@@ -12,47 +10,38 @@ import (
 	"testing"
 
 	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/core/weights/weightstest"
 )
 
 // writeTinyModel writes a valid two-class model (inner product + softmax over
-// a 3x2x2 input) to dir: manifest.json and shard-000.bin.
+// a 3x2x2 input) to dir and returns its shard bytes.
 func writeTinyModel(t *testing.T, dir, name string, synthetic bool) int64 {
 	t.Helper()
-	shard := make([]byte, 128) // weight 2x12 f16 = 48 bytes at 0, bias 2 f16 at 64
-	sum := sha256.Sum256(shard)
-	m := weights.Manifest{
-		Format: weights.FormatName, Version: weights.FormatVersion, Model: name, Synthetic: synthetic,
-		Input:      weights.Input{Name: "data", Channels: 3, Height: 2, Width: 2},
-		Preprocess: weights.Preprocess{ChannelOrder: "BGR", Resize: 2, Scale: 1},
-		Output:     "prob",
-		Labels:     []string{"zero", "one"},
-		Ops: []weights.Op{
-			{Name: "fc", Type: weights.OpInnerProduct, Inputs: []string{"data"}, Output: "fc", OutShape: [3]int{2, 1, 1}, Weight: "fc_w", Bias: "fc_b"},
-			{Name: "prob", Type: weights.OpSoftmax, Inputs: []string{"fc"}, Output: "prob", OutShape: [3]int{2, 1, 1}},
-		},
-		Tensors: []weights.Tensor{
-			{Name: "fc_w", Shape: []int{2, 12}, DType: weights.DTypeF16, Offset: 0, Length: 48},
-			{Name: "fc_b", Shape: []int{2}, DType: weights.DTypeF16, Offset: 64, Length: 4},
-		},
-		Shards: []weights.Shard{{File: "shard-000.bin", Size: int64(len(shard)), SHA256: hex.EncodeToString(sum[:])}},
-	}
-	data, err := json.Marshal(m)
+	b := weightstest.New(name, 3, 2, 2, 1)
+	b.M.Synthetic = synthetic
+	b.InnerProduct("data", "fc", 12, 2, false, 0.5).
+		Op(weights.Op{Type: weights.OpSoftmax, Inputs: []string{"fc"}, Output: "prob"}).
+		Labels(2)
+	files, err := b.Files()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := weights.ParseManifest(data); err != nil {
+	if _, err := weights.ParseManifest(files[weights.ManifestFile]); err != nil {
 		t.Fatalf("the test's tiny manifest is invalid: %v", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), data, 0o644); err != nil {
+	if err := b.WriteDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "shard-000.bin"), shard, 0o644); err != nil {
-		t.Fatal(err)
+	var size int64
+	for name, data := range files {
+		if name != weights.ManifestFile {
+			size += int64(len(data))
+		}
 	}
-	return int64(len(shard))
+	return size
 }
 
 func writeFiles(t *testing.T, root string, files map[string]string) {
@@ -169,7 +158,7 @@ func TestBuildErrors(t *testing.T) {
 			dir := filepath.Join(root, "weights", "m")
 			writeTinyModel(t, dir, "M", false)
 			writeFiles(t, dir, map[string]string{"shard-000.bin": "short"})
-		}, "shard-000.bin has 5 bytes, the manifest says 128"},
+		}, "shard-000.bin has 5 bytes, the manifest says 68"}, // 48 B of weights, padded to 64, then 4 B of bias,
 		{"missing shard", func(t *testing.T, c *config, root string) {
 			dir := filepath.Join(root, "weights", "m")
 			writeTinyModel(t, dir, "M", false)

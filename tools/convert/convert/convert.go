@@ -64,14 +64,9 @@ func Convert(o Options) (*Summary, error) {
 	}
 	net := trained
 	if o.Prototxt != "" {
-		f, err := os.Open(o.Prototxt)
+		deploy, err := caffe.ParsePrototxtFile(o.Prototxt)
 		if err != nil {
 			return nil, err
-		}
-		deploy, err := caffe.ParsePrototxt(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Prototxt, err)
 		}
 		if net, err = caffe.Merge(deploy, trained); err != nil {
 			return nil, err

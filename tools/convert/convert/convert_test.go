@@ -95,12 +95,8 @@ func generatedModel(t testing.TB, prototxt string, seed int64) string {
 }
 
 func parsePrototxt(t testing.TB, path string) *caffe.Net {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	net, err := caffe.ParsePrototxt(f)
+	t.Helper()
+	net, err := caffe.ParsePrototxtFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,13 +104,8 @@ func parsePrototxt(t testing.TB, path string) *caffe.Net {
 }
 
 func readModelFile(t testing.TB, path string) *caffe.Net {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	net, err := caffe.ReadModel(f, fi.Size())
+	t.Helper()
+	net, err := caffe.ReadModelFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

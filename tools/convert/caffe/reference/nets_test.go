@@ -1,7 +1,6 @@
 package reference_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"math"
@@ -33,12 +32,7 @@ var lenetAll = flag.Bool("lenet-all", false, "classify all 10,000 MNIST test dig
 
 func parse(t testing.TB, path string) *caffe.Net {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	net, err := caffe.ParsePrototxt(f)
+	net, err := caffe.ParsePrototxtFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +41,7 @@ func parse(t testing.TB, path string) *caffe.Net {
 
 func readModel(t testing.TB, path string) *caffe.Net {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := caffe.ReadModel(bytes.NewReader(data), int64(len(data)))
+	net, err := caffe.ReadModelFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

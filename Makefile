@@ -16,7 +16,6 @@ WASM_TEST_PKGS = ./core/... ./wasm/...
 
 # Model used by the demo and the browser/worker tests.
 MODEL ?= resnet50
-SHARED ?= ../shared
 
 .PHONY: help test check build vet fmt-check tidy-check test-go test-scalar test-wasm fuzz \
         bench weights synthetic demo clean

@@ -16,6 +16,7 @@ import (
 
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/internal/testfiles"
 	"github.com/residual-go/residual/tools/convert/caffe/fixture"
 	"github.com/residual-go/residual/tools/convert/convert"
 )
@@ -30,14 +31,10 @@ const benchSeed = 50
 // converter's and the format's versions, so repeated runs reuse it.
 func benchResNet50(b *testing.B) string {
 	b.Helper()
-	shared := os.Getenv("RESIDUAL_SHARED")
-	if shared == "" {
-		shared = filepath.Join("..", "..", "shared")
-	}
-	prototxt := filepath.Join(shared, "caffe", "ResNet-50-deploy.prototxt")
+	prototxt := testfiles.Path(b, testfiles.Prototxt("ResNet-50-deploy.prototxt"))
 	proto, err := os.ReadFile(prototxt)
 	if err != nil {
-		b.Skipf("official prototxt not found (set RESIDUAL_SHARED to the directory holding caffe/): %v", err)
+		b.Fatal(err)
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%d\x00%s\x00%d", proto, benchSeed, convert.ConverterVersion, weights.FormatVersion)
@@ -60,9 +57,7 @@ func benchResNet50(b *testing.B) string {
 		b.Fatal(err)
 	}
 	opts := convert.Options{Caffemodel: model, Prototxt: prototxt, Name: "ResNet-50", Synthetic: true, Out: filepath.Join(tmp, "out")}
-	if labels := filepath.Join(shared, "caffe", "synset_words.txt"); fileExists(labels) {
-		opts.Labels = labels
-	}
+	opts.Labels = testfiles.Path(b, testfiles.Labels)
 	if _, err := convert.Convert(opts); err != nil {
 		b.Fatal(err)
 	}

@@ -67,6 +67,7 @@ import (
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/preprocess"
 	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/internal/testfiles"
 	"github.com/residual-go/residual/tools/convert/caffe"
 	"github.com/residual-go/residual/tools/convert/caffe/fixture"
 	"github.com/residual-go/residual/tools/convert/caffe/reference"
@@ -90,47 +91,6 @@ const logProbTol = 0.05
 // kernels, and far below what a wrong kernel, a misplaced bias or a float16
 // activation gives (those move logits by whole units).
 const logitTol = 1e-3
-
-// e2eRepoRoot is the module root (tests run in core/).
-func e2eRepoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("module root not found above the test directory: %v", err)
-	}
-	return root
-}
-
-// findTestFile returns the first of the candidate paths (relative to the
-// repository root unless absolute) that exists, or fails naming them all.
-func findTestFile(t *testing.T, what string, candidates ...string) string {
-	t.Helper()
-	root := e2eRepoRoot(t)
-	for i, c := range candidates {
-		if !filepath.IsAbs(c) {
-			c = filepath.Join(root, c)
-			candidates[i] = c
-		}
-		if _, err := os.Stat(c); err == nil {
-			return c
-		}
-	}
-	t.Fatalf("%s not found; looked for %s (set RESIDUAL_SHARED to the directory holding caffe/)", what, strings.Join(candidates, ", "))
-	return ""
-}
-
-// sharedCaffe is $RESIDUAL_SHARED/caffe, else ../shared/caffe next to the
-// repository: the Caffe files the project started from.
-func sharedCaffe(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("RESIDUAL_SHARED"); d != "" {
-		return filepath.Join(d, "caffe")
-	}
-	return filepath.Join(filepath.Dir(e2eRepoRoot(t)), "shared", "caffe")
-}
 
 // ---------------------------------------------------------------- the reference side
 
@@ -690,10 +650,8 @@ var e2eModels = []e2eModel{
 // RESIDUAL_E2E_FRESH=1 rebuilds it.
 func convertResNet(t *testing.T, em e2eModel) string {
 	t.Helper()
-	prototxt := findTestFile(t, "official "+em.prototxt,
-		filepath.Join("weights", "prototxt", em.prototxt), filepath.Join(sharedCaffe(t), em.prototxt))
-	labels := findTestFile(t, "synset_words.txt",
-		filepath.Join("weights", "synset_words.txt"), filepath.Join(sharedCaffe(t), "synset_words.txt"))
+	prototxt := testfiles.Path(t, testfiles.Prototxt(em.prototxt))
+	labels := testfiles.Path(t, testfiles.Labels)
 	proto, err := os.ReadFile(prototxt)
 	if err != nil {
 		t.Fatal(err)
@@ -770,11 +728,11 @@ func convertResNet(t *testing.T, em e2eModel) string {
 func testPhotos(t *testing.T) []string {
 	t.Helper()
 	var photos []string
-	entries, _ := os.ReadDir(filepath.Join(e2eRepoRoot(t), "testdata", "photos"))
+	entries, _ := os.ReadDir(testfiles.Path(t, testfiles.Photos))
 	for _, e := range entries {
 		switch strings.ToLower(filepath.Ext(e.Name())) {
 		case ".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff":
-			photos = append(photos, filepath.Join(e2eRepoRoot(t), "testdata", "photos", e.Name()))
+			photos = append(photos, filepath.Join(testfiles.Path(t, testfiles.Photos), e.Name()))
 		}
 	}
 	if len(photos) >= 3 {

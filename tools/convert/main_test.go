@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/internal/testfiles"
 	"github.com/residual-go/residual/tools/convert/caffe/fixture"
 )
 
@@ -105,15 +106,8 @@ func TestPeakRSS(t *testing.T) {
 	}
 }
 
-const shared = "../../../shared/caffe"
-
-func sharedFile(t *testing.T, name string) string {
-	p := filepath.Join(shared, name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("%s not available: %v", p, err)
-	}
-	return p
-}
+// sharedFile is the path of a real Caffe file kept in the repository.
+func sharedFile(t *testing.T, name string) string { return testfiles.Caffe(t, name) }
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer

@@ -49,8 +49,8 @@ func TestTruncatedModels(t *testing.T) {
 		b    []byte
 		step int
 	}{
-		{"fixture", fixture.Bytes(), 1},                                      // every cut point
-		{"lenet", readShared(t, "lenet/lenet_iter_10000.caffemodel"), 28751}, // 60 cuts, and the boundaries
+		{"fixture", fixture.Bytes(), 1},                                         // every cut point
+		{"lenet", readCaffeFile(t, "lenet/lenet_iter_10000.caffemodel"), 28751}, // 60 cuts, and the boundaries
 	}
 	for _, f := range files {
 		ends := topLevelEnds(t, f.b)
@@ -98,7 +98,7 @@ func TestTruncatedModels(t *testing.T) {
 }
 
 func TestTruncatedBlobProto(t *testing.T) {
-	file := readShared(t, "mean-227-cats-dogs.binaryproto")
+	file := readCaffeFile(t, "mean-227-cats-dogs.binaryproto")
 	for cut := 0; cut < len(file); cut += 9973 {
 		for _, size := range []int64{int64(cut), -1, int64(len(file))} {
 			_, err := ReadBlobProto(bytes.NewReader(file[:cut]), size)
@@ -138,9 +138,9 @@ func TestRandomBytes(t *testing.T) {
 }
 
 func TestWrongFileKind(t *testing.T) {
-	prototxt := readShared(t, "ResNet-50-deploy.prototxt")
-	caffemodel := readShared(t, "lenet/lenet_iter_10000.caffemodel")
-	mean := readShared(t, "mean-227-cats-dogs.binaryproto")
+	prototxt := readCaffeFile(t, "ResNet-50-deploy.prototxt")
+	caffemodel := readCaffeFile(t, "lenet/lenet_iter_10000.caffemodel")
+	mean := readCaffeFile(t, "mean-227-cats-dogs.binaryproto")
 	tests := []struct {
 		name string
 		read func() error
@@ -406,7 +406,7 @@ func (e *errReader) Read(p []byte) (int, error) {
 }
 
 func TestReaderErrorsPropagate(t *testing.T) {
-	file := readShared(t, "lenet/lenet_iter_10000.caffemodel")
+	file := readCaffeFile(t, "lenet/lenet_iter_10000.caffemodel")
 	_, err := ReadModel(&errReader{r: bytes.NewReader(file), n: 100000}, int64(len(file)))
 	if !errors.Is(err, errBroken) {
 		t.Errorf("error %v, want it to wrap the reader's error", err)

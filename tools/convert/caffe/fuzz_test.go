@@ -35,7 +35,7 @@ func writtenModel(t testing.TB, n *Net) []byte {
 // smallModel is LeNet's caffemodel with its blobs cut to a few values, so
 // the fuzzer sees every real layer's bytes in a small input.
 func smallModel(t testing.TB) []byte {
-	file := readShared(t, "lenet/lenet_iter_10000.caffemodel")
+	file := readCaffeFile(t, "lenet/lenet_iter_10000.caffemodel")
 	n, err := ReadModel(bytes.NewReader(file), int64(len(file)))
 	if err != nil {
 		t.Fatal(err)
@@ -59,10 +59,10 @@ func checkModelError(t *testing.T, err error) {
 }
 
 func FuzzReadModel(f *testing.F) {
-	f.Add(seedCut(readShared(f, "lenet/lenet_iter_10000.caffemodel")))
+	f.Add(seedCut(readCaffeFile(f, "lenet/lenet_iter_10000.caffemodel")))
 	f.Add(smallModel(f))
 	f.Add(writtenModel(f, fixtureNet(rand.New(rand.NewPCG(11, 12)))))
-	f.Add(seedCut(readShared(f, "mean-227-cats-dogs.binaryproto")))
+	f.Add(seedCut(readCaffeFile(f, "mean-227-cats-dogs.binaryproto")))
 	f.Add([]byte{0x12, 0x00}) // a V1 `layers` field
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > fuzzInputMax {
@@ -99,7 +99,7 @@ func FuzzReadModel(f *testing.F) {
 
 func FuzzParsePrototxt(f *testing.F) {
 	for _, name := range []string{"ResNet-50-deploy.prototxt", "ResNet-152-deploy.prototxt", "lenet/lenet.prototxt"} {
-		f.Add(textSeedCut(readShared(f, name)))
+		f.Add(textSeedCut(readCaffeFile(f, name)))
 	}
 	var buf bytes.Buffer
 	if err := WritePrototxt(&buf, fixtureNet(rand.New(rand.NewPCG(13, 14)))); err != nil {
@@ -136,7 +136,7 @@ func FuzzParsePrototxt(f *testing.F) {
 }
 
 func FuzzReadBlobProto(f *testing.F) {
-	f.Add(seedCut(readShared(f, "mean-227-cats-dogs.binaryproto")))
+	f.Add(seedCut(readCaffeFile(f, "mean-227-cats-dogs.binaryproto")))
 	rng := rand.New(rand.NewPCG(15, 16))
 	for _, legacy := range []bool{false, true} {
 		var buf bytes.Buffer

@@ -9,11 +9,11 @@ import (
 )
 
 func TestMergeLeNet(t *testing.T) {
-	deploy, err := ParsePrototxt(bytes.NewReader(readShared(t, "lenet/lenet.prototxt")))
+	deploy, err := ParsePrototxt(bytes.NewReader(readCaffeFile(t, "lenet/lenet.prototxt")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := readShared(t, "lenet/lenet_iter_10000.caffemodel")
+	file := readCaffeFile(t, "lenet/lenet_iter_10000.caffemodel")
 	trained, err := ReadModel(bytes.NewReader(file), int64(len(file)))
 	if err != nil {
 		t.Fatal(err)

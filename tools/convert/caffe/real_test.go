@@ -7,21 +7,20 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/residual-go/residual/internal/testfiles"
 )
 
-// sharedDir is where the real Caffe files live (see its SOURCE.txt).
-const sharedDir = "../../../../shared/caffe"
-
-// readShared returns a file of sharedDir; a missing file fails the test.
-func readShared(t testing.TB, name string) []byte {
+// readCaffeFile returns a real Caffe file kept in the repository (see
+// testfiles.Caffe); a missing file fails the test.
+func readCaffeFile(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sharedDir, name))
+	b, err := os.ReadFile(testfiles.Caffe(t, name))
 	if err != nil {
-		t.Fatalf("the real Caffe test files are needed (%s, described by its SOURCE.txt): %v", sharedDir, err)
+		t.Fatal(err)
 	}
 	return b
 }
@@ -52,7 +51,7 @@ func TestResNetDeployPrototxts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, err := ParsePrototxt(bytes.NewReader(readShared(t, tt.file)))
+			n, err := ParsePrototxt(bytes.NewReader(readCaffeFile(t, tt.file)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +123,7 @@ func TestResNetDeployPrototxts(t *testing.T) {
 }
 
 func TestLeNetPrototxt(t *testing.T) {
-	n, err := ParsePrototxt(bytes.NewReader(readShared(t, "lenet/lenet.prototxt")))
+	n, err := ParsePrototxt(bytes.NewReader(readCaffeFile(t, "lenet/lenet.prototxt")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +231,7 @@ func scanModel(t *testing.T, file []byte) (names []string, blobs map[string][]sc
 }
 
 func TestLeNetCaffemodel(t *testing.T) {
-	file := readShared(t, "lenet/lenet_iter_10000.caffemodel")
+	file := readCaffeFile(t, "lenet/lenet_iter_10000.caffemodel")
 	for _, size := range []int64{int64(len(file)), -1} {
 		n, err := ReadModel(bytes.NewReader(file), size)
 		if err != nil {
@@ -333,7 +332,7 @@ func TestLeNetCaffemodel(t *testing.T) {
 }
 
 func TestMeanBinaryproto(t *testing.T) {
-	file := readShared(t, "mean-227-cats-dogs.binaryproto")
+	file := readCaffeFile(t, "mean-227-cats-dogs.binaryproto")
 	for _, size := range []int64{int64(len(file)), -1} {
 		b, err := ReadBlobProto(bytes.NewReader(file), size)
 		if err != nil {
@@ -372,7 +371,7 @@ func TestMeanBinaryproto(t *testing.T) {
 
 func TestMeanLegacyRoundTripIsByteExact(t *testing.T) {
 	// Writing the mean back in the legacy form reproduces Caffe's bytes.
-	file := readShared(t, "mean-227-cats-dogs.binaryproto")
+	file := readCaffeFile(t, "mean-227-cats-dogs.binaryproto")
 	b, err := ReadBlobProto(bytes.NewReader(file), int64(len(file)))
 	if err != nil {
 		t.Fatal(err)
@@ -387,7 +386,7 @@ func TestMeanLegacyRoundTripIsByteExact(t *testing.T) {
 }
 
 func TestSynsetWords(t *testing.T) {
-	ids, names, err := ReadLabels(bytes.NewReader(readShared(t, "synset_words.txt")))
+	ids, names, err := ReadLabels(bytes.NewReader(readCaffeFile(t, "synset_words.txt")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,24 +14,18 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/x448/float16"
+
 	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/internal/testfiles"
 	"github.com/residual-go/residual/tools/convert/caffe"
 	"github.com/residual-go/residual/tools/convert/caffe/fixture"
 	"github.com/residual-go/residual/tools/convert/caffe/reference"
-	"github.com/x448/float16"
 )
 
-// shared is ../shared/caffe relative to this package: the official prototxts,
-// labels and the files Caffe itself wrote.
-const shared = "../../../../shared/caffe"
-
-func sharedFile(t testing.TB, name string) string {
-	p := filepath.Join(shared, name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("%s not available: %v", p, err)
-	}
-	return p
-}
+// sharedFile is the path of a real Caffe file kept in the repository: the
+// official prototxts, the labels and the files Caffe itself wrote.
+func sharedFile(t testing.TB, name string) string { return testfiles.Caffe(t, name) }
 
 var (
 	modelMu    sync.Mutex

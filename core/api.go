@@ -28,6 +28,11 @@ type Options struct {
 	MaxPixels int
 	// Progress, if set, is called while shards are read and verified.
 	Progress func(done, total int64)
+	// CAM keeps what class activation maps need (the last convolutional
+	// features, as a tap, and the final inner product's weights), when the
+	// model has them (Info.CAM says so), so that ClassifyOptions.CAM can ask
+	// for maps. It costs the features' memory per crop.
+	CAM bool
 	// Backend, if set, builds the backend that runs the compiled network p
 	// from the verified weights w (a GPU backend, say) instead of the CPU
 	// executor. It may fall back to NewCPU itself, and may compile the
@@ -50,6 +55,8 @@ type Model struct {
 	maxPixels int
 	classes   int
 	labels    []string
+	cam       camSource   // where maps come from, when camW != nil
+	camW      *camWeights // the inner product's weights, when Options.CAM and the model has maps
 
 	mu      sync.Mutex // guards everything below
 	prog    *Program
@@ -102,7 +109,12 @@ func Open(fsys fs.FS, opts Options) (_ *Model, err error) {
 		model.spec.MeanValues = append(model.spec.MeanValues, float32(v))
 	}
 
-	model.prog, err = Compile(m, CompileOptions{})
+	var co CompileOptions
+	if src, ok := findCAM(m); ok && opts.CAM {
+		model.cam = src
+		co.Taps = []string{src.feature}
+	}
+	model.prog, err = Compile(m, co)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +127,12 @@ func Open(fsys fs.FS, opts Options) (_ *Model, err error) {
 		return nil, err
 	}
 	bi := model.backend.Describe()
+	if co.Taps != nil {
+		if model.camW, err = keepCAMWeights(w, model.cam, !bi.HostWeights); err != nil {
+			model.backend.Close()
+			return nil, err
+		}
+	}
 	if !bi.HostWeights {
 		w.Release() // the backend holds its own copy (GPU buffers, float32)
 	}
@@ -132,6 +150,7 @@ func Open(fsys fs.FS, opts Options) (_ *Model, err error) {
 		Ops:             len(m.Ops),
 		ActivationBytes: bi.ActivationBytes,
 		ScratchBytes:    bi.ScratchBytes,
+		CAM:             model.camW != nil,
 	}
 	return model, nil
 }
@@ -154,15 +173,18 @@ type Info struct {
 	Classes     int           `json:"classes"`
 	Input       weights.Input `json:"input"`
 	Params      int64         `json:"params"`
-	WeightBytes int64         `json:"weight_bytes"` // bytes of weights resident in memory
-	WeightMode  string        `json:"weight_mode"`  // "f16" or "f32"
-	Kernels     string        `json:"kernels"`      // the backend: "simd" or "scalar" (CPU kernels), "webgpu"
+	WeightBytes int64         `json:"weight_bytes"`     // bytes of weights resident in memory
+	WeightMode  string        `json:"weight_mode"`      // "f16" or "f32"
+	Kernels     string        `json:"kernels"`          // the backend: "simd" or "scalar" (CPU kernels), "webgpu"
 	Device      string        `json:"device,omitempty"` // the backend's device, when it has one (a GPU adapter)
 	Ops         int           `json:"ops"`
 	// ActivationBytes is the size of the activation buffers after liveness
 	// packing; ScratchBytes the other working memory (im2col, widened weights).
 	ActivationBytes int64 `json:"activation_bytes"`
 	ScratchBytes    int64 `json:"scratch_bytes"`
+	// CAM says that ClassifyOptions.CAM works: the model ends in global
+	// average pooling and an inner product, and was opened with Options.CAM.
+	CAM bool `json:"cam"`
 }
 
 // Info returns the model's description.
@@ -179,10 +201,15 @@ func (m *Model) Weights() *weights.Weights { return m.w }
 // Spec returns the preprocessing the model's manifest describes.
 func (m *Model) Spec() preprocess.Spec { return m.spec }
 
-// ClassifyOptions select top-k and the crop mode.
+// ClassifyOptions select top-k, the crop mode and class activation maps.
 type ClassifyOptions struct {
 	Top   int // number of predictions (0: 5; more than the classes: all)
 	Crops int // 1 (center crop, default) or 10 (corners, center and mirrors; softmax averaged)
+	// CAM asks for the class activation map of the top-1 class, and of
+	// each class in CAMClasses (Result.Maps, in that order). The model must
+	// have been opened with Options.CAM (Info.CAM).
+	CAM        bool
+	CAMClasses []int
 }
 
 func (o ClassifyOptions) normalize(classes int) (ClassifyOptions, error) {
@@ -200,6 +227,14 @@ func (o ClassifyOptions) normalize(classes int) (ClassifyOptions, error) {
 	default:
 		return o, &OptionError{Option: "Crops", Msg: fmt.Sprintf("%d; use 1 (center crop) or 10 (corners, center and mirrors)", o.Crops)}
 	}
+	if len(o.CAMClasses) > 0 && !o.CAM {
+		return o, &OptionError{Option: "CAMClasses", Msg: "given without CAM"}
+	}
+	for _, c := range o.CAMClasses {
+		if c < 0 || c >= classes {
+			return o, &OptionError{Option: "CAMClasses", Msg: fmt.Sprintf("class %d; the model has classes 0..%d", c, classes-1)}
+		}
+	}
 	return o, nil
 }
 
@@ -212,7 +247,10 @@ type Prediction struct {
 
 // Result of classifying one image.
 type Result struct {
-	Top     []Prediction  `json:"top"`
+	Top []Prediction `json:"top"`
+	// Maps are the class activation maps ClassifyOptions.CAM asked for:
+	// the top-1 class's, then those of CAMClasses.
+	Maps    []ClassMap    `json:"-"`
 	Elapsed time.Duration `json:"-"`
 }
 
@@ -225,11 +263,23 @@ func (m *Model) ClassifyBytes(data []byte, o ClassifyOptions) (res *Result, err 
 	if err != nil {
 		return nil, err
 	}
+	img, err := m.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	return m.classify(img, o, start)
+}
+
+// Decode decodes image bytes as ClassifyBytes does (the same formats, the
+// same pixel limit, EXIF orientation applied), for a caller that needs the
+// image itself too (to draw a class activation map over it, say).
+// A bad image gives an error wrapping *preprocess.ImageError.
+func (m *Model) Decode(data []byte) (image.Image, error) {
 	img, err := preprocess.Decode(data, m.maxPixels)
 	if err != nil {
 		return nil, fmt.Errorf("core: %w", err)
 	}
-	return m.classify(img, o, start)
+	return img, nil
 }
 
 // ClassifyImage classifies a decoded image.
@@ -272,6 +322,9 @@ func (m *Model) classify(img image.Image, o ClassifyOptions, start time.Time) (*
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, ErrClosed
+	}
+	if o.CAM && m.camW == nil {
+		return nil, &OptionError{Option: "CAM", Msg: "this model has no class activation maps (it must end in global average pooling and an inner product, and be opened with Options.CAM)"}
 	}
 	size := m.spec.Channels * m.spec.Height * m.spec.Width
 	if len(m.batch) < o.Crops*size {
@@ -324,7 +377,17 @@ func (m *Model) classify(img image.Image, o ClassifyOptions, start time.Time) (*
 			top[i].Label = m.labels[top[i].Index]
 		}
 	}
-	return &Result{Top: top, Elapsed: time.Since(start)}, nil
+	r := &Result{Top: top}
+	if o.CAM && len(top) > 0 {
+		b := img.Bounds()
+		l, err := preprocess.CropLayout(b.Dx(), b.Dy(), m.spec, o.Crops)
+		if err != nil {
+			return nil, fmt.Errorf("core: %w", err) // Crops accepted the same geometry: not reached
+		}
+		r.Maps = classMaps(m.cam, m.camW, res.Taps[0], o.Crops, l, append([]int{top[0].Index}, o.CAMClasses...))
+	}
+	r.Elapsed = time.Since(start)
+	return r, nil
 }
 
 // insertTop adds class j with probability p to top (sorted by probability,

@@ -77,7 +77,7 @@ type Model struct {
 func Open(fsys fs.FS, opts Options) (_ *Model, err error) {
 	defer recoverInternal(&err)
 	if opts.Threads < 0 {
-		return nil, &OptionError{Option: "Threads", Msg: fmt.Sprintf("%d; use 0 (all cores) or more", opts.Threads)}
+		return nil, &OptionError{Option: "threads", Msg: fmt.Sprintf("%d; use 0 (all cores) or more", opts.Threads)}
 	}
 	w, err := weights.Read(fsys, weights.ReadOptions{Progress: opts.Progress})
 	if err != nil {
@@ -201,43 +201,6 @@ func (m *Model) Weights() *weights.Weights { return m.w }
 // Spec returns the preprocessing the model's manifest describes.
 func (m *Model) Spec() preprocess.Spec { return m.spec }
 
-// ClassifyOptions select top-k, the crop mode and class activation maps.
-type ClassifyOptions struct {
-	Top   int // number of predictions (0: 5; more than the classes: all)
-	Crops int // 1 (center crop, default) or 10 (corners, center and mirrors; softmax averaged)
-	// CAM asks for the class activation map of the top-1 class, and of
-	// each class in CAMClasses (Result.Maps, in that order). The model must
-	// have been opened with Options.CAM (Info.CAM).
-	CAM        bool
-	CAMClasses []int
-}
-
-func (o ClassifyOptions) normalize(classes int) (ClassifyOptions, error) {
-	switch {
-	case o.Top < 0:
-		return o, &OptionError{Option: "Top", Msg: fmt.Sprintf("%d; use 0 (default 5) or more", o.Top)}
-	case o.Top == 0:
-		o.Top = 5
-	}
-	o.Top = min(o.Top, classes)
-	switch o.Crops {
-	case 0:
-		o.Crops = 1
-	case 1, 10:
-	default:
-		return o, &OptionError{Option: "Crops", Msg: fmt.Sprintf("%d; use 1 (center crop) or 10 (corners, center and mirrors)", o.Crops)}
-	}
-	if len(o.CAMClasses) > 0 && !o.CAM {
-		return o, &OptionError{Option: "CAMClasses", Msg: "given without CAM"}
-	}
-	for _, c := range o.CAMClasses {
-		if c < 0 || c >= classes {
-			return o, &OptionError{Option: "CAMClasses", Msg: fmt.Sprintf("class %d; the model has classes 0..%d", c, classes-1)}
-		}
-	}
-	return o, nil
-}
-
 // Prediction is one class with its probability.
 type Prediction struct {
 	Index int     `json:"index"`
@@ -324,7 +287,7 @@ func (m *Model) classify(img image.Image, o ClassifyOptions, start time.Time) (*
 		return nil, ErrClosed
 	}
 	if o.CAM && m.camW == nil {
-		return nil, &OptionError{Option: "CAM", Msg: "this model has no class activation maps (it must end in global average pooling and an inner product, and be opened with Options.CAM)"}
+		return nil, &OptionError{Option: OptCAM, Msg: "this model has no class activation maps (it must end in global average pooling and an inner product, and be opened with Options.CAM)"}
 	}
 	size := m.spec.Channels * m.spec.Height * m.spec.Width
 	if len(m.batch) < o.Crops*size {

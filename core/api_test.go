@@ -231,7 +231,7 @@ func TestClassifyErrors(t *testing.T) {
 	for _, tc := range []struct {
 		o      ClassifyOptions
 		option string
-	}{{ClassifyOptions{Crops: 5}, "Crops"}, {ClassifyOptions{Top: -1}, "Top"}} {
+	}{{ClassifyOptions{Crops: 5}, OptCrops}, {ClassifyOptions{Top: -1}, OptTop}, {ClassifyOptions{CAMClasses: []int{1}}, OptCAMClasses}} {
 		_, err := m.ClassifyImage(img, tc.o)
 		var oe *OptionError
 		if !errors.As(err, &oe) || oe.Option != tc.option {

@@ -75,8 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("classify", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	modelDir := fl.String("model", "", "model directory (manifest.json and shard-*.bin); required")
-	top := fl.Int("top", 5, "number of predictions per image")
-	crops := fl.Int("crops", 1, "1 (center crop) or 10 (corners, center and their mirrors, averaged)")
+	top := fl.String("top", "5", "number of predictions per image (more than the classes: all)")
+	crops := fl.String("crops", "1", "1 (center crop) or 10 (corners, center and their mirrors, averaged)")
 	asJSON := fl.Bool("json", false, "print one JSON object per image per line")
 	f32 := fl.Bool("f32", false, "widen the float16 weights to float32 once at load (faster, twice the memory)")
 	threads := fl.Int("threads", 0, "goroutines for the kernels (0: all cores)")
@@ -93,15 +93,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	files := fl.Args()
+	// The classification options are read and checked by core, as the
+	// page and the Worker have them read.
+	opts, err := core.ParseClassifyOptions(func(name string) (string, bool) {
+		switch name {
+		case core.OptTop:
+			return *top, true
+		case core.OptCrops:
+			return *crops, true
+		case core.OptCAM:
+			return "1", *camDir != ""
+		}
+		return "", false
+	})
 	switch {
 	case *modelDir == "":
 		return usageErr(stderr, "-model is required")
 	case len(files) == 0 && !*showInfo:
 		return usageErr(stderr, "no images given")
-	case *top < 1:
-		return usageErr(stderr, "-top must be at least 1")
-	case *crops != 1 && *crops != 10:
-		return usageErr(stderr, "-crops must be 1 or 10")
+	case err != nil:
+		return usageErr(stderr, err.Error())
 	case *threads < 0:
 		return usageErr(stderr, "-threads must be 0 (all cores) or more")
 	}
@@ -139,7 +150,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	enc := json.NewEncoder(stdout)
 	status := 0
-	opts := core.ClassifyOptions{Top: *top, Crops: *crops, CAM: *camDir != ""}
 	written := map[string]string{} // map file -> the image it shows
 	for _, file := range files {
 		res, cam, err := classifyFile(model, file, opts, *camDir, written)
@@ -156,7 +166,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			enc.Encode(jsonLine{File: file, Top: res.Top, CAM: cam})
 			continue
 		}
-		printTable(stdout, file, res, *crops)
+		printTable(stdout, file, res, opts.Crops)
 		if cam != nil {
 			fmt.Fprintf(stdout, "  class activation map of %d: %s\n", cam.Index, cam.PNG)
 		}

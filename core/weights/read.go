@@ -2,6 +2,7 @@ package weights
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -10,14 +11,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"unsafe"
 )
 
 // maxManifestSize bounds manifest.json (ResNet-152's is well under 1 MiB).
 const maxManifestSize = 64 << 20
 
-// hashChunk is how many bytes are hashed between progress reports.
-const hashChunk = 1 << 20
+// hashChunk is how many bytes are hashed between progress reports, and the
+// piece a partial read (ReadOptions.Tensors) holds at a time. A variable for
+// the tests only.
+var hashChunk = 1 << 20
 
 // ParseManifest decodes manifest.json strictly (unknown fields are errors) and
 // validates it (see Manifest.Validate). Any problem is a *FormatError.
@@ -72,8 +76,17 @@ func ReadManifest(fsys fs.FS) (*Manifest, error) {
 // ReadOptions configure Read.
 type ReadOptions struct {
 	// Progress, if set, is called after each verified chunk (about 1 MiB) with
-	// the bytes verified so far and the total size of all shards.
+	// the bytes verified so far and the total size of the shards to read.
 	Progress func(done, total int64)
+	// Tensors, when not nil, names the only tensors to keep (a Cloudflare
+	// stage Worker holds one slice of a network, see core.OpenStage). A shard
+	// holding none of them is not read at all. Every other shard is read
+	// through fs.FS.Open in chunks of about 1 MiB, hashed whole, and only the
+	// named tensors' bytes are copied out, into one buffer per shard; the
+	// rest of the shard is never held in memory. As in a full read, a
+	// shard's size and sha256 are checked before any of its bytes is used.
+	// An unknown name is a *FormatError.
+	Tensors []string
 }
 
 // Weights is a loaded model: its manifest and the bytes of every shard,
@@ -82,13 +95,17 @@ type Weights struct {
 	Manifest *Manifest
 	shards   [][]byte
 	tensors  map[string]*Tensor
+	// kept holds the tensors of a partial read (ReadOptions.Tensors): views
+	// into one buffer per shard read; nil after a full read.
+	kept map[string][]byte
 }
 
 // Read loads the model whose manifest.json is at the root of fsys and reads
 // every shard, verifying its size and sha256 while reading. When fsys
 // implements fs.ReadFileFS, the slices its ReadFile returns become the storage
 // (no copy, unless a slice is not 4-byte aligned); otherwise each shard is read
-// into one slice of its size.
+// into one slice of its size. With ReadOptions.Tensors only some tensors are
+// kept (see there).
 //
 // Errors are *FormatError (manifest), *ShardError (missing, unreadable,
 // truncated or oversized shard) or *ChecksumError.
@@ -97,13 +114,40 @@ func Read(fsys fs.FS, opts ReadOptions) (*Weights, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Load(fsys, m, opts)
+}
+
+// Load is Read for a manifest already read and validated (by ReadManifest or
+// ParseManifest) from the same fsys: a caller that must look at the manifest
+// first (to choose the tensors to keep, or to refuse a model too large) need
+// not read it twice.
+func Load(fsys fs.FS, m *Manifest, opts ReadOptions) (*Weights, error) {
 	w := &Weights{Manifest: m, shards: make([][]byte, len(m.Shards)), tensors: make(map[string]*Tensor, len(m.Tensors))}
 	for i := range m.Tensors {
 		w.tensors[m.Tensors[i].Name] = &m.Tensors[i]
 	}
+	// With ReadOptions.Tensors: which tensors to keep from each shard.
+	var keep [][]*Tensor
+	if opts.Tensors != nil {
+		keep = make([][]*Tensor, len(m.Shards))
+		seen := map[string]bool{}
+		for _, name := range opts.Tensors {
+			t := w.tensors[name]
+			if t == nil {
+				return nil, formatErr("tensor %q is not in the manifest", name)
+			}
+			if !seen[name] {
+				seen[name] = true
+				keep[t.Shard] = append(keep[t.Shard], t)
+			}
+		}
+		w.kept = make(map[string][]byte, len(seen))
+	}
 	var total, done int64
-	for _, s := range m.Shards {
-		total += s.Size
+	for i, s := range m.Shards {
+		if keep == nil || len(keep[i]) > 0 {
+			total += s.Size
+		}
 	}
 	progress := func(n int64) {
 		done += n
@@ -117,9 +161,16 @@ func Read(fsys fs.FS, opts ReadOptions) (*Weights, error) {
 	rf, whole := fsys.(fs.ReadFileFS)
 	for i, s := range m.Shards {
 		var data []byte
-		if whole {
+		var err error
+		switch {
+		case keep != nil:
+			if len(keep[i]) == 0 {
+				continue
+			}
+			data, err = readPart(fsys, s, keep[i], w.kept, progress)
+		case whole:
 			data, err = readWhole(rf, s, progress)
-		} else {
+		default:
 			data, err = readChunked(fsys, s, progress)
 		}
 		if err != nil {
@@ -198,6 +249,68 @@ func readChunked(fsys fs.FS, s Shard, progress func(int64)) ([]byte, error) {
 	return data, nil
 }
 
+// readPart streams a shard through Open in hashChunk pieces, hashing all of
+// it, and copies the bytes of the tensors ts (all in this shard) into one
+// buffer, each at an offset aligned to Alignment. Only after the size and
+// sha256 check does it record the views in kept; it returns the buffer.
+func readPart(fsys fs.FS, s Shard, ts []*Tensor, kept map[string][]byte, progress func(int64)) ([]byte, error) {
+	ts = slices.Clone(ts)
+	slices.SortFunc(ts, func(a, b *Tensor) int { return cmp.Compare(a.Offset, b.Offset) })
+	at := make([]int64, len(ts)) // offset of each tensor in buf
+	var size int64
+	for i, t := range ts {
+		size = (size + Alignment - 1) / Alignment * Alignment
+		at[i] = size
+		size += t.Length
+	}
+	f, err := fsys.Open(s.File)
+	if err != nil {
+		return nil, shardOpenErr(s, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if err := checkSize(s, st.Size()); err != nil {
+			return nil, err
+		}
+	}
+	buf := aligned(make([]byte, size))
+	chunk := make([]byte, min(int64(hashChunk), s.Size))
+	h := sha256.New()
+	first := 0 // ts[:first] end before the current chunk
+	for off := int64(0); off < s.Size; {
+		n := min(int64(len(chunk)), s.Size-off)
+		got, err := io.ReadFull(f, chunk[:n])
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return nil, &ShardError{Shard: s.File, Msg: fmt.Sprintf("truncated: %d bytes, %s says %d", off+int64(got), ManifestFile, s.Size)}
+		}
+		if err != nil {
+			return nil, &ShardError{Shard: s.File, Msg: "read failed", Err: err}
+		}
+		h.Write(chunk[:n])
+		for first < len(ts) && ts[first].Offset+ts[first].Length <= off {
+			first++
+		}
+		for i := first; i < len(ts) && ts[i].Offset < off+n; i++ {
+			t := ts[i]
+			lo, hi := max(off, t.Offset), min(off+n, t.Offset+t.Length)
+			copy(buf[at[i]+lo-t.Offset:], chunk[lo-off:hi-off])
+		}
+		off += n
+		progress(n)
+	}
+	var one [1]byte
+	if n, _ := f.Read(one[:]); n > 0 {
+		return nil, &ShardError{Shard: s.File, Msg: fmt.Sprintf("longer than the %d bytes %s says", s.Size, ManifestFile)}
+	}
+	if err := checkSum(s, h.Sum(nil)); err != nil {
+		return nil, err
+	}
+	for i, t := range ts {
+		kept[t.Name] = buf[at[i] : at[i]+t.Length : at[i]+t.Length]
+	}
+	return buf, nil
+}
+
 func shardOpenErr(s Shard, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return &ShardError{Shard: s.File, Msg: "missing", Err: err}
@@ -246,7 +359,7 @@ var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 func (w *Weights) swapToNative() {
 	for i := range w.Manifest.Tensors {
 		t := &w.Manifest.Tensors[i]
-		b := w.shards[t.Shard][t.Offset : t.Offset+t.Length]
+		b := w.Bytes(t.Name)
 		size := DTypeSize(t.DType)
 		for j := 0; j+size <= len(b); j += size {
 			for k := range size / 2 {
@@ -261,9 +374,13 @@ func (w *Weights) Tensor(name string) *Tensor { return w.tensors[name] }
 
 // Bytes returns the stored bytes of the named tensor (little-endian f16 or f32
 // values as in the shard), a view into the shard: do not modify. It is nil
-// after Release or for an unknown name.
+// after Release, for an unknown name, and for a tensor a partial read
+// (ReadOptions.Tensors) did not keep.
 func (w *Weights) Bytes(name string) []byte {
 	t := w.tensors[name]
+	if w.kept != nil {
+		return w.kept[name] // nil for a tensor not kept
+	}
 	if t == nil || w.shards == nil {
 		return nil
 	}
@@ -294,10 +411,20 @@ func (w *Weights) F32(name string) []float32 {
 
 // Shards returns the verified bytes of every shard, in manifest order (nil
 // after Release). A backend that uploads the weights elsewhere (a GPU) can
-// take them from here; do not modify them.
-func (w *Weights) Shards() [][]byte { return w.shards }
+// take them from here; do not modify them. After a partial read
+// (ReadOptions.Tensors) it returns nil: no shard is held whole.
+func (w *Weights) Shards() [][]byte {
+	if w.kept != nil {
+		return nil
+	}
+	return w.shards
+}
 
-// ShardBytes is the total size of the shards held in memory (0 after Release).
+// Partial reports whether only some tensors were kept (ReadOptions.Tensors).
+func (w *Weights) Partial() bool { return w.kept != nil }
+
+// ShardBytes is the total size of the shard bytes held in memory (after a
+// partial read, of the buffers holding the kept tensors; 0 after Release).
 func (w *Weights) ShardBytes() int64 {
 	var n int64
 	for _, s := range w.shards {
@@ -310,4 +437,9 @@ func (w *Weights) ShardBytes() int64 {
 // be garbage collected once no view into them is left (the float32 weight
 // mode, having widened every tensor, keeps only the views it needs).
 // Afterwards Bytes, F16 and F32 return nil.
-func (w *Weights) Release() { w.shards = nil }
+func (w *Weights) Release() {
+	w.shards = nil
+	if w.kept != nil {
+		w.kept = map[string][]byte{}
+	}
+}

@@ -3,7 +3,6 @@ package core
 // This file is the public API the front ends (tools/classify, wasm/) call.
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"io/fs"
@@ -11,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/residual-go/residual/core/kernels"
 	"github.com/residual-go/residual/core/preprocess"
 	"github.com/residual-go/residual/core/weights"
 )
@@ -88,26 +86,7 @@ func Open(fsys fs.FS, opts Options) (_ *Model, err error) {
 	if model.maxPixels <= 0 {
 		model.maxPixels = preprocess.DefaultMaxPixels
 	}
-	model.spec = preprocess.Spec{
-		Channels:     m.Input.Channels,
-		Height:       m.Input.Height,
-		Width:        m.Input.Width,
-		Resize:       m.Preprocess.Resize,
-		ChannelOrder: m.Preprocess.ChannelOrder,
-		Scale:        float32(m.Preprocess.Scale),
-	}
-	if name := m.Preprocess.MeanTensor; name != "" {
-		// A copy, so that the shards can be released in float32 mode.
-		model.spec.Mean = make([]float32, w.Tensor(name).Elements())
-		if f := w.F32(name); f != nil {
-			copy(model.spec.Mean, f)
-		} else {
-			kernels.WidenF16(model.spec.Mean, w.F16(name))
-		}
-	}
-	for _, v := range m.Preprocess.MeanValues {
-		model.spec.MeanValues = append(model.spec.MeanValues, float32(v))
-	}
+	model.spec = specOf(w)
 
 	var co CompileOptions
 	if src, ok := findCAM(m); ok && opts.CAM {
@@ -289,57 +268,16 @@ func (m *Model) classify(img image.Image, o ClassifyOptions, start time.Time) (*
 	if o.CAM && m.camW == nil {
 		return nil, &OptionError{Option: OptCAM, Msg: "this model has no class activation maps (it must end in global average pooling and an inner product, and be opened with Options.CAM)"}
 	}
-	size := m.spec.Channels * m.spec.Height * m.spec.Width
-	if len(m.batch) < o.Crops*size {
-		m.batch = make([]float32, o.Crops*size)
-	}
-	var crops [10][]float32
-	for i := range o.Crops {
-		crops[i] = m.batch[i*size : (i+1)*size]
-	}
-	if err := m.bufs.Crops(img, m.spec, o.Crops, crops[:o.Crops]); err != nil {
-		var ge *preprocess.GeometryError
-		if errors.As(err, &ge) {
-			// The image's shape, not the model, is the problem: report it as
-			// an image error so that front ends answer 400.
-			return nil, fmt.Errorf("core: %w", &preprocess.ImageError{Kind: preprocess.ErrUnsupported, Reason: ge.Reason, Err: ge})
-		}
-		return nil, fmt.Errorf("core: preprocessing for this model failed: %w", err)
-	}
-	// All crops in one batch: one upload and one readback on a GPU.
-	res, err := m.backend.Run(m.batch[:o.Crops*size], o.Crops)
+	batch, err := cropBatch(&m.bufs, m.spec, img, o.Crops, &m.batch)
 	if err != nil {
 		return nil, err
 	}
-	var probs []float32
-	if o.Crops == 1 {
-		probs = res.Values
-	} else {
-		if m.sum == nil {
-			m.sum = make([]float64, m.classes)
-		}
-		clear(m.sum)
-		for i := range o.Crops {
-			for j, p := range res.Values[i*m.classes : (i+1)*m.classes] {
-				m.sum[j] += float64(p)
-			}
-		}
+	// All crops in one batch: one upload and one readback on a GPU.
+	res, err := m.backend.Run(batch, o.Crops)
+	if err != nil {
+		return nil, err
 	}
-	top := make([]Prediction, 0, o.Top)
-	prob := func(j int) float64 {
-		if probs != nil {
-			return float64(probs[j])
-		}
-		return m.sum[j] / float64(o.Crops)
-	}
-	for j := range m.classes {
-		top = insertTop(top, o.Top, j, prob(j))
-	}
-	for i := range top {
-		if top[i].Index < len(m.labels) {
-			top[i].Label = m.labels[top[i].Index]
-		}
-	}
+	top := topK(res.Values, o.Crops, m.classes, o.Top, m.labels, &m.sum)
 	r := &Result{Top: top}
 	if o.CAM && len(top) > 0 {
 		b := img.Bounds()
@@ -347,7 +285,10 @@ func (m *Model) classify(img image.Image, o ClassifyOptions, start time.Time) (*
 		if err != nil {
 			return nil, fmt.Errorf("core: %w", err) // Crops accepted the same geometry: not reached
 		}
-		r.Maps = classMaps(m.cam, m.camW, res.Taps[0], o.Crops, l, append([]int{top[0].Index}, o.CAMClasses...))
+		r.Maps = classMaps(m.cam, m.camW, res.Taps[0], o.Crops, append([]int{top[0].Index}, o.CAMClasses...))
+		for i := range r.Maps {
+			r.Maps[i].Place(l)
+		}
 	}
 	r.Elapsed = time.Since(start)
 	return r, nil

@@ -27,6 +27,7 @@ type camSource struct {
 	shape   [3]int // F's channels, height, width
 	weight  string // W: the inner product's weight tensor, classes x channels
 	classes int
+	pool    int // the index of the global average pooling op (reads feature)
 }
 
 // findCAM looks for an average pooling over the whole input whose output (directly or
@@ -80,7 +81,7 @@ func findCAM(m *weights.Manifest) (camSource, bool) {
 				continue
 			}
 		}
-		found = camSource{feature: op.Inputs[0], shape: in, weight: ip.Weight, classes: ip.OutShape[0]}
+		found = camSource{feature: op.Inputs[0], shape: in, weight: ip.Weight, classes: ip.OutShape[0], pool: i}
 		ok = true
 	}
 	return found, ok
@@ -164,9 +165,9 @@ func keepCAMWeights(w *weights.Weights, src camSource, copyBytes bool) (*camWeig
 	return cw, nil
 }
 
-// classMaps computes the maps of classes from the features of n crops
-// (n x C x H x W, crop after crop) laid out as l.
-func classMaps(src camSource, w *camWeights, features []float32, n int, l preprocess.Layout, classes []int) []ClassMap {
+// classMaps computes the raw maps of classes from the features of n crops
+// (n x C x H x W, crop after crop); ClassMap.Place puts them on the image.
+func classMaps(src camSource, w *camWeights, features []float32, n int, classes []int) []ClassMap {
 	c, h, wd := src.shape[0], src.shape[1], src.shape[2]
 	plane := h * wd
 	row := make([]float64, c)
@@ -174,7 +175,7 @@ func classMaps(src camSource, w *camWeights, features []float32, n int, l prepro
 	maps := make([]ClassMap, len(classes))
 	for m, class := range classes {
 		w.row(class, row)
-		cm := ClassMap{Class: class, GridW: wd, GridH: h, Layout: l}
+		cm := ClassMap{Class: class, GridW: wd, GridH: h}
 		for i := range n {
 			f := features[i*c*plane : (i+1)*c*plane]
 			clear(acc)
@@ -189,10 +190,18 @@ func classMaps(src camSource, w *camWeights, features []float32, n int, l prepro
 			}
 			cm.Crops = append(cm.Crops, grid)
 		}
-		cm.Placed = place(cm.Crops, wd, h, l)
 		maps[m] = cm
 	}
 	return maps
+}
+
+// Place sets Layout to l, the crops' windows in the resized image (from
+// preprocess.CropLayout), and computes Placed from the crops' raw maps. A
+// Cloudflare stage pipeline computes the raw maps in its last stage, which
+// has the features, and places them in the front, which has the image.
+func (c *ClassMap) Place(l preprocess.Layout) {
+	c.Layout = l
+	c.Placed = place(c.Crops, c.GridW, c.GridH, l)
 }
 
 // place upsamples each crop's gw x gh grid bilinearly onto its window of
@@ -236,3 +245,12 @@ func place(grids [][]float32, gw, gh int, l preprocess.Layout) []float32 {
 }
 
 func clampf(v, lo, hi float64) float64 { return max(lo, min(hi, v)) }
+
+// MapsOp returns the index of the op that reads the features class
+// activation maps are made of (the global average pooling), when the model
+// has maps: a last stage that returns maps must start at that op or
+// before it.
+func MapsOp(m *weights.Manifest) (op int, ok bool) {
+	src, ok := findCAM(m)
+	return src.pool, ok
+}

@@ -19,6 +19,10 @@
 //     buffer plan), Cuts and residual fusion.
 //   - cpu.go: the Backend interface and CPU, the interpreter of a Program
 //     over core/kernels.
+//   - stage.go: Stage, one slice of a network between two cuts, holding
+//     only its own tensors (a Cloudflare stage Worker runs one); the
+//     preprocessing and top-k that Model and the front stage share.
+//   - partition.go: Partition, the fewest stages within a memory budget.
 //   - backendtest/: the conformance harness every Backend runs.
 //   - errors.go: the error types.
 //   - weights/: the format (manifest.go), its validation and the shard reader;
@@ -32,7 +36,10 @@
 // and sha256 (*weights.ShardError, *weights.ChecksumError name the shard and
 // say to copy the model again or re-run the converter). When the fs.FS
 // implements fs.ReadFileFS the slices it returns are the storage: float16
-// tensors are []uint16 views into them, never copied.
+// tensors are []uint16 views into them, never copied. OpenStage reads only
+// the tensors of its slice (weights.ReadOptions.Tensors): shards it does not
+// need are not read, the others are streamed and hashed whole, and only the
+// slice's bytes are kept.
 //
 // # Compiled program
 //

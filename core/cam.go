@@ -247,10 +247,10 @@ func place(grids [][]float32, gw, gh int, l preprocess.Layout) []float32 {
 func clampf(v, lo, hi float64) float64 { return max(lo, min(hi, v)) }
 
 // MapsOp returns the index of the op that reads the features class
-// activation maps are made of (the global average pooling), when the model
-// has maps: a last stage that returns maps must start at that op or
-// before it.
-func MapsOp(m *weights.Manifest) (op int, ok bool) {
+// activation maps are made of (the global average pooling) and their shape
+// (C, H, W), when the model has maps: a last stage that returns maps must
+// start at that op or before it.
+func MapsOp(m *weights.Manifest) (op int, features [3]int, ok bool) {
 	src, ok := findCAM(m)
-	return src.pool, ok
+	return src.pool, src.shape, ok
 }

@@ -88,7 +88,7 @@ func TestStagesEqualModel(t *testing.T) {
 		t.Run(fmt.Sprint(split), func(t *testing.T) {
 			stages := make([]*core.Stage, len(split))
 			var kept int64
-			pool, _ := core.MapsOp(m)
+			pool, _, _ := core.MapsOp(m)
 			cam := split[len(split)-1].First <= pool
 			for k, r := range split {
 				ofs := &openFS{FS: fsys, opened: map[string]int{}}

@@ -14,8 +14,16 @@ import (
 
 // main serves the worker's handler as a plain HTTP server over a model
 // directory: the same code the Cloudflare Worker runs, for debugging without
-// wrangler (`go run ./wasm/worker -model weights/resnet50`).
+// wrangler (`go run ./wasm/worker -model weights/resnet50`). With the first
+// argument "config" it is the stage configuration generator (config.go).
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "config" {
+		if err := configMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	model := flag.String("model", "weights/resnet50", "converted model directory (manifest.json + shards)")
 	addr := flag.String("addr", "127.0.0.1:8787", "listen address")
 	flag.Parse()

@@ -42,7 +42,7 @@ type e2eModel struct {
 	name     string
 	prototxt string
 	seed     int64
-	images   int  // images to classify (0: all): the synthetic one, then the photos; the reference pass dominates the run time
+	images   int  // images to classify (0: all): the synthetic one, then the photos; each is a 16 KB golden file
 	meanFile bool // convert with a generated 224x224 mean .binaryproto
 }
 
@@ -204,7 +204,7 @@ func decodePhoto(t *testing.T, path string) ([]byte, image.Image) {
 
 func TestEndToEndResNet(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: skipping the ResNet end-to-end runs (minutes of float64 reference passes)")
+		t.Skip("-short: skipping the ResNet end-to-end runs (three ResNets generated and converted)")
 	}
 	for _, em := range e2eModels {
 		t.Run(em.name, func(t *testing.T) {
@@ -281,12 +281,12 @@ func TestEndToEndResNet(t *testing.T) {
 	}
 }
 
-// TestEndToEndTenCrop: 10-crop mode of ResNet-50 on one image against ten
-// reference passes (corners, center and their mirrors) with the softmax
-// outputs averaged.
+// TestEndToEndTenCrop: 10-crop mode of ResNet-50 on one image against the
+// reference's ten passes (corners, center and their mirrors) with the
+// softmax outputs averaged.
 func TestEndToEndTenCrop(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: skipping the 10-crop end-to-end run (ten float64 ResNet-50 passes)")
+		t.Skip("-short: skipping the 10-crop end-to-end run (a ResNet-50 generated and converted)")
 	}
 	em := e2eModels[0]
 	dir := convertResNet(t, em)

@@ -145,6 +145,17 @@ func inputsDigest(inputs [][]float64) string {
 // -update, computed (all inputs of all cases in parallel) and written.
 func (r *refModel) referenceOutputs(t *testing.T, cases []goldenCase, blobs ...string) [][]map[string][]float64 {
 	t.Helper()
+	return r.derivedOutputs(t, cases, blobs, nil, blobs)
+}
+
+// derivedOutputs is referenceOutputs for values computed from the blobs:
+// with -update the reference computes the blobs run, derive turns each
+// input's blobs into the values named stored, and only those are written
+// (nil derive: the blobs themselves). Without -update the stored values
+// come from the golden files.
+func (r *refModel) derivedOutputs(t *testing.T, cases []goldenCase, run []string,
+	derive func(map[string][]float64) map[string][]float64, stored []string) [][]map[string][]float64 {
+	t.Helper()
 	refDigest, err := referenceDigest()
 	if err != nil {
 		t.Fatalf("digest of the reference's sources: %v", err)
@@ -153,7 +164,7 @@ func (r *refModel) referenceOutputs(t *testing.T, cases []goldenCase, blobs ...s
 	headers := make([]goldenHeader, len(cases))
 	for i, c := range cases {
 		headers[i] = goldenHeader{Model: model, Reference: refDigest, Inputs: inputsDigest(c.inputs), N: len(c.inputs), GOARCH: runtime.GOARCH}
-		for _, b := range blobs {
+		for _, b := range stored {
 			headers[i].Blobs = append(headers[i].Blobs, goldenBlob{Name: b})
 		}
 	}
@@ -169,8 +180,13 @@ func (r *refModel) referenceOutputs(t *testing.T, cases []goldenCase, blobs ...s
 		all = append(all, c.inputs...)
 	}
 	start := time.Now()
-	outs := r.forwardEach(t, all, blobs...)
+	outs := r.forwardEach(t, all, run...)
 	t.Logf("-update: %d float64 reference pass(es) of %s took %v", len(all), r.m.Model, time.Since(start).Round(time.Millisecond))
+	if derive != nil {
+		for i := range outs {
+			outs[i] = derive(outs[i])
+		}
+	}
 	for i, c := range cases {
 		out[i], outs = outs[:len(c.inputs)], outs[len(c.inputs):]
 		writeGolden(t, c.file, headers[i], out[i])

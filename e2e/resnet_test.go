@@ -324,6 +324,11 @@ func TestGoldenFiles(t *testing.T) {
 			want[goldenFile(em.name, img, "")] = true
 		}
 	}
+	for _, em := range []e2eModel{e2eModels[0], e2eModels[2]} { // TestEndToEndCAM
+		for _, img := range testImages(t, em)[:2] {
+			want[goldenFile(em.name, img, ".cam")] = true
+		}
+	}
 	have := map[string]bool{}
 	err := filepath.WalkDir(goldenDir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || path == filepath.Join(goldenDir, "README.md") {

@@ -8,7 +8,8 @@ export GOEXPERIMENT ?= simd
 GO ?= go
 
 # The go command's wasm runner (go_js_wasm_exec) lives in GOROOT/lib/wasm.
-WASM_EXEC_DIR = $(shell $(GO) env GOROOT)/lib/wasm
+# (make before 4.4 does not pass exported variables to $(shell): name the toolchain.)
+WASM_EXEC_DIR = $(shell GOTOOLCHAIN=$(GOTOOLCHAIN) GOEXPERIMENT=$(GOEXPERIMENT) $(GO) env GOROOT)/lib/wasm
 WASM_ENV = GOOS=js GOARCH=wasm PATH="$(WASM_EXEC_DIR):$$PATH"
 
 # Packages whose tests also run as js/wasm under node (pure Go, no os/exec).

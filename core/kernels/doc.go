@@ -107,4 +107,10 @@
 //   - Softmax: tol 1e-7 + 1e-6*|ref| (float64 exp and sum, rounded once).
 //   - WidenF16: exact, bit for bit against github.com/x448/float16 for all
 //     65536 inputs (NaNs come out quiet with their payload).
+//
+// Besides the naive references, onnx_test.go runs the kernels on the ONNX
+// backend node tests that Debian's libonnx-testdata installs (conv, pooling,
+// batch norm, activations, eltwise, gemm, softmax, flatten, concat), mapped
+// onto Caffe semantics where the two disagree; internal/onnxtest reads those
+// files. They live here because they test the kernels, nothing above them.
 package kernels

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 
-	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/preprocess"
 	"github.com/residual-go/residual/core/weights"
 )
@@ -15,8 +14,9 @@ const IsolateLimit = 128_000_000
 
 // DefaultBudget is what the Go side may use of an isolate: IsolateLimit minus
 // 8 MB for the JavaScript side (V8's own heap, the entry module, the stream
-// chunks and the request and response objects in flight). A model whose Estimate exceeds the budget
-// is refused with 503 before its shards are fetched.
+// chunks and the request and response objects in flight). A stage whose
+// StageEstimate exceeds the budget is refused with 503 before its shards are
+// fetched; the partition plans stages for less (DefaultStageBudget).
 const DefaultBudget = IsolateLimit - 8_000_000
 
 // runtimeReserve covers the Go runtime itself in wasm linear memory beyond
@@ -28,55 +28,6 @@ const runtimeReserve = 10_000_000
 // referenceRequest is the smallest request a model must leave room for: a
 // 640x480 RGBA image (4:3, like most photos) sent as a 1 MiB body.
 var referenceRequest = imageGeometry{Width: 640, Height: 480, BytesPerPixel: 4, Body: 1 << 20}
-
-// Estimate is the memory a model needs in the worker, from its manifest
-// alone, before any shard is fetched. Every model term is an upper bound of
-// what core allocates (see core.NewCPU; TestEstimateBoundsCore checks it).
-type Estimate struct {
-	Model string `json:"model"`
-	// Weights: the shard bytes, kept resident as float16 (no float32 copy).
-	Weights int64 `json:"weights"`
-	// Activations: core's activation buffers after liveness packing.
-	Activations int64 `json:"activations"`
-	// Scratch: the largest convolution workspace plus the largest tensor
-	// widened from float16 to float32 while its op runs.
-	Scratch int64 `json:"scratch"`
-	// Inputs: the ten preprocessed crops of ?crops=10 (kept by the model).
-	Inputs int64 `json:"inputs"`
-	// Runtime: the Go runtime's own memory (runtimeReserve).
-	Runtime int64 `json:"runtime"`
-	// Request: what classifying referenceRequest takes (see requestNeed);
-	// each real request is checked against what is free when it arrives.
-	Request int64 `json:"request"`
-	Total   int64 `json:"total"`
-}
-
-// Resident is the memory the loaded model keeps between requests.
-func (e Estimate) Resident() int64 {
-	return e.Weights + e.Activations + e.Scratch + e.Inputs + e.Runtime
-}
-
-// EstimateMemory computes the Estimate of a validated manifest. The
-// activation and scratch terms are core's own plan (core.EstimateCPU: the
-// bytes core.NewCPU will allocate in float16-resident mode), not a second
-// model of it.
-func EstimateMemory(m *weights.Manifest) Estimate {
-	e := Estimate{Model: m.Model, Runtime: runtimeReserve}
-	for _, s := range m.Shards {
-		e.Weights += s.Size
-	}
-	p, err := core.Compile(m, core.CompileOptions{})
-	if err != nil {
-		panic(err) // the whole op list of a validated manifest always compiles
-	}
-	cpu := core.EstimateCPU(p, core.CPUOptions{})
-	e.Activations, e.Scratch = cpu.ActivationBytes, cpu.ScratchBytes
-	in := m.Input
-	e.Inputs = 10 * int64(in.Channels*in.Height*in.Width) * 4
-	e.Request = requestNeed(referenceRequest, specOf(m)).Total()
-	e.Total = e.Resident() + e.Request
-	return e
-}
 
 // specOf is the preprocessing a manifest describes (the fields requestNeed uses).
 func specOf(m *weights.Manifest) preprocess.Spec {
@@ -139,18 +90,24 @@ func requestNeed(g imageGeometry, s preprocess.Spec) need {
 	return n
 }
 
-// TooBigError says that a model cannot run within the worker's memory budget.
+// TooBigError says that a stage cannot run within the worker's memory budget.
 type TooBigError struct {
 	Name     string // the model directory, e.g. "resnet101"
-	Estimate Estimate
+	Slice    slice
+	Ops      int // the model's
+	Estimate StageEstimate
 	Budget   int64
 }
 
 func (e *TooBigError) Error() string {
 	x := e.Estimate
-	return fmt.Sprintf("model %s (%s) needs about %s in this worker (float16 weights %s + activations %s + scratch %s + inputs %s + Go runtime %s + one 640x480 request %s), "+
-		"more than the %s a 128 MB Cloudflare Worker isolate leaves for it; deploy a smaller model (ResNet-50 fits) or run it natively with tools/classify",
-		e.Name, x.Model, mb(x.Total), mb(x.Weights), mb(x.Activations), mb(x.Scratch), mb(x.Inputs), mb(x.Runtime), mb(x.Request), mb(e.Budget))
+	what := fmt.Sprintf("model %s", e.Name)
+	if x.First > 0 || x.End < e.Ops {
+		what = fmt.Sprintf("stage %d of model %s (ops %d to %d of %d)", e.Slice.Stage, e.Name, x.First, x.End, e.Ops)
+	}
+	return fmt.Sprintf("%s needs about %s in this worker (float16 weights %s + activations %s + scratch %s + tensors in %s and out %s + Go runtime %s + one 640x480 request %s), "+
+		"more than the %s a 128 MB Cloudflare Worker isolate leaves for it; split the model into more stages (make deploy WORKER_BUDGET=..., see README) or run it natively with tools/classify",
+		what, mb(x.Total), mb(x.Weights), mb(x.Activations), mb(x.Scratch), mb(x.In), mb(x.Out+x.Reply), mb(x.Runtime), mb(x.Request), mb(e.Budget))
 }
 
 // mb formats a byte count in megabytes (10^6 bytes, as Cloudflare's limit is stated).

@@ -5,11 +5,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"strconv"
 	"syscall/js"
+	"time"
 
-	"github.com/residual-go/residual/wasm/jsbridge"
 	"github.com/syumai/workers"
 )
 
@@ -22,10 +23,20 @@ func main() {
 	rc := js.Global().Get("context") // the entry module's runtime context (wasm_exec_go.js proxies it)
 	env := rc.Get("env")
 	name := envString(env, "MODEL", "resnet50")
-	budget, err := envInt(env, "MEMORY_BUDGET")
-	if err != nil {
-		panic(err) // a configuration mistake: the entry module reports the exit
+	must := func(n int64, err error) int64 {
+		if err != nil {
+			panic(err) // a configuration mistake: the entry module reports the exit
+		}
+		return n
 	}
+	budget := must(envInt(env, "MEMORY_BUDGET"))
+	sl := slice{
+		Stage:  int(must(envInt(env, "STAGE"))),
+		Stages: int(must(envInt(env, "STAGES"))),
+		First:  int(must(envInt(env, "FIRST"))),
+		End:    int(must(envInt(env, "END"))),
+	}
+	timeout := time.Duration(must(envInt(env, "TIMEOUT_MS"))) * time.Millisecond
 
 	// Memory policy for a 128 MB isolate: collect when the heap grows by
 	// 10% over the live set (weights + activations), not 100%, and treat
@@ -37,7 +48,7 @@ func main() {
 	}
 	debug.SetMemoryLimit(budget)
 
-	srv := NewServer(Config{
+	cfg := Config{
 		Name:   name,
 		Source: &assetsSource{dir: "/models/" + name + "/"},
 		Budget: budget,
@@ -48,8 +59,25 @@ func main() {
 			}
 			return int64(f.Invoke().Float())
 		},
-	})
-	workers.ServeNonBlock(srv)
+		Slice:    sl,
+		Worker:   envString(env, "WORKER", "residual"),
+		NextName: envString(env, "NEXT_NAME", ""),
+		StageKey: envString(env, "STAGE_KEY", ""),
+		Timeout:  timeout,
+		Access: Access{
+			APIToken:   envString(env, "API_TOKEN", ""),
+			Origins:    parseOrigins(envString(env, "ALLOWED_ORIGINS", "")),
+			RatePeriod: int(must(envInt(env, "RATE_LIMIT_PERIOD"))),
+		},
+		Body: rawBody,
+	}
+	if sl.Stage+1 < max(sl.Stages, 1) {
+		cfg.Next = bindingTransport{binding: "NEXT"}
+	}
+	if env.Get("RATE_LIMITER").Type() == js.TypeObject {
+		cfg.Access.Limiter = jsLimiter{binding: "RATE_LIMITER"}
+	}
+	workers.ServeNonBlock(NewServer(cfg))
 	workers.Ready()
 	select {}
 }
@@ -70,27 +98,28 @@ func envInt(env js.Value, key string) (int64, error) {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("worker: variable %s=%q: want a positive number of bytes", key, s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("worker: variable %s=%q: want a number, 0 or more", key, s)
 	}
 	return n, nil
 }
 
 // assetsSource reads the model from the Worker's static-assets binding
-// (env.ASSETS, declared in wrangler.jsonc). Shards are streamed chunk by
-// chunk into one Go slice of the size the manifest gives, so no JavaScript
-// copy of a whole shard exists at any time.
+// (env.ASSETS, declared in the generated configuration). A shard is
+// streamed: core reads it chunk by chunk through a jsReader, hashing all of
+// it and keeping only the stage's tensors, so no JavaScript copy of a whole
+// shard exists at any time.
 type assetsSource struct {
 	dir string // "/models/<name>/"
 }
 
-func (a *assetsSource) Fetch(ctx context.Context, name string, size int64) (b []byte, err error) {
+func (a *assetsSource) Open(ctx context.Context, name string) (r io.ReadCloser, size int64, err error) {
 	defer func() {
 		// A JavaScript exception thrown by a call below (js.Value.Call
 		// panics with a js.Error) is this fetch's error, not a crash.
 		if v := recover(); v != nil {
 			if jerr, ok := v.(js.Error); ok {
-				b, err = nil, fmt.Errorf("fetching %s%s: %w", a.dir, name, jerr)
+				r, err = nil, fmt.Errorf("fetching %s%s: %w", a.dir, name, jerr)
 				return
 			}
 			panic(v)
@@ -98,101 +127,21 @@ func (a *assetsSource) Fetch(ctx context.Context, name string, size int64) (b []
 	}()
 	assets := js.Global().Get("context").Get("env").Get("ASSETS")
 	if assets.Type() != js.TypeObject {
-		return nil, fmt.Errorf("the ASSETS binding is missing: wrangler.jsonc must declare assets.binding = \"ASSETS\"")
+		return nil, 0, fmt.Errorf("the ASSETS binding is missing: the configuration must declare assets.binding = \"ASSETS\" (make worker-config writes it)")
 	}
 	path := a.dir + name
-	resp, err := jsbridge.Await(assets.Call("fetch", "https://assets.invalid"+path))
+	resp, err := awaitCtx(ctx, assets.Call("fetch", "https://assets.invalid"+path), nil)
 	if err != nil {
-		return nil, fmt.Errorf("fetching %s from the static assets: %w", path, err)
+		return nil, 0, fmt.Errorf("fetching %s from the static assets: %w", path, err)
 	}
 	if status := resp.Get("status").Int(); status != 200 {
-		return nil, fmt.Errorf("fetching %s from the static assets: HTTP %d; build the model into the assets directory (make web) and check the MODEL variable in wrangler.jsonc", path, status)
+		return nil, 0, fmt.Errorf("fetching %s from the static assets: HTTP %d; build the model into the assets directory (make web, make worker-config) and check the MODEL variable", path, status)
 	}
-	if size < 0 { // the manifest: small, read whole
-		ab, err := jsbridge.Await(resp.Call("arrayBuffer"))
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
-		}
-		return jsbridge.Bytes(ab, path)
-	}
-	buf := make([]byte, size)
-	if err := readInto(ctx, resp.Get("body"), buf, path); err != nil {
-		return nil, err
-	}
-	return buf, nil
-}
-
-// readChunk is the most a single read asks for: the only JavaScript copy of
-// shard bytes that exists at any time.
-const readChunk = 1 << 20
-
-// readInto fills buf from the ReadableStream body, which must hold exactly
-// len(buf) bytes. It asks for readChunk bytes a read through a BYOB reader
-// (readAtLeast, a Workers extension, or the standard read(view, {min})), so
-// a 25 MiB shard costs about 25 round trips between Go and JavaScript rather
-// than thousands of small chunks; a body that is not a byte stream is read
-// chunk by chunk with the default reader.
-func readInto(ctx context.Context, body js.Value, buf []byte, path string) error {
-	reader, byob := tryByob(body)
-	var view js.Value // the reused JS buffer (transferred by each BYOB read)
-	if byob {
-		view = js.Global().Get("Uint8Array").New(min(readChunk, max(len(buf), 1)))
-	}
-	read := func(want int) (js.Value, error) {
-		if !byob {
-			return jsbridge.Await(reader.Call("read"))
-		}
-		v := js.Global().Get("Uint8Array").New(view.Get("buffer"), 0, want)
-		if reader.Get("readAtLeast").Type() == js.TypeFunction {
-			return jsbridge.Await(reader.Call("readAtLeast", want, v))
-		}
-		return jsbridge.Await(reader.Call("read", v, map[string]any{"min": want}))
-	}
-	off := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			reader.Call("cancel")
-			return err
-		}
-		// At the end, one more read of 1 byte must report done (a file
-		// longer than the manifest says is an error, not a truncation).
-		r, err := read(max(min(readChunk, len(buf)-off), 1))
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", path, err)
-		}
-		chunk := r.Get("value")
-		n := 0
-		if chunk.Type() == js.TypeObject {
-			n = chunk.Get("byteLength").Int()
-			if byob {
-				view = js.Global().Get("Uint8Array").New(chunk.Get("buffer"))
-			}
-		}
-		if off+n > len(buf) {
-			reader.Call("cancel")
-			return fmt.Errorf("%s is longer than the %d bytes the manifest says: convert and deploy the model again", path, len(buf))
-		}
-		if n > 0 {
-			js.CopyBytesToGo(buf[off:off+n], chunk)
-			off += n
-		}
-		if r.Get("done").Bool() {
-			break
+	size = -1
+	if cl := resp.Get("headers").Call("get", "Content-Length"); cl.Type() == js.TypeString {
+		if n, err := strconv.ParseInt(cl.String(), 10, 64); err == nil {
+			size = n
 		}
 	}
-	if off != len(buf) {
-		return fmt.Errorf("%s is %d bytes, the manifest says %d: convert and deploy the model again", path, off, len(buf))
-	}
-	return nil
-}
-
-// tryByob returns a BYOB reader of body when body is a byte stream, else
-// its default reader.
-func tryByob(body js.Value) (reader js.Value, byob bool) {
-	defer func() {
-		if recover() != nil { // not a byte stream: getReader threw a TypeError
-			reader, byob = body.Call("getReader"), false
-		}
-	}()
-	return body.Call("getReader", map[string]any{"mode": "byob"}), true
+	return newJSReader(ctx, resp.Get("body"), path), size, nil
 }

@@ -1,27 +1,82 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/weights"
-	"github.com/residual-go/residual/wasm/jsbridge"
 )
 
-// Source fetches the files of one model directory (manifest.json and the
+// Source opens the files of one model directory (manifest.json and the
 // shards it lists). In the worker it reads the static-assets binding; on the
 // host, a directory.
 type Source interface {
-	// Fetch returns the whole file. size is the length the manifest gives
-	// (-1 for the manifest itself); a Source may use it to allocate once and
-	// must fail when the file has another length.
-	Fetch(ctx context.Context, name string, size int64) ([]byte, error)
+	// Open streams the named file; size is its length when the source
+	// knows it before reading (-1 otherwise).
+	Open(ctx context.Context, name string) (r io.ReadCloser, size int64, err error)
 }
+
+// sourceFS is the fs.FS a stage is opened from: manifest.json from the
+// bytes the loader already fetched (and checked), every other file streamed
+// from the Source, so that core reads a shard chunk by chunk and keeps only
+// the stage's tensors (weights.ReadOptions.Tensors).
+type sourceFS struct {
+	ctx      context.Context
+	src      Source
+	manifest []byte
+}
+
+func (f *sourceFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	if name == weights.ManifestFile {
+		return &streamFile{ReadCloser: io.NopCloser(bytes.NewReader(f.manifest)), name: name, size: int64(len(f.manifest))}, nil
+	}
+	r, size, err := f.src.Open(f.ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &streamFile{ReadCloser: r, name: name, size: size}, nil
+}
+
+// streamFile is a file being streamed; Stat reports a regular file of the
+// size the source announced, or an irregular one when it did not.
+type streamFile struct {
+	io.ReadCloser
+	name string
+	size int64
+}
+
+func (f *streamFile) Stat() (fs.FileInfo, error) { return fileInfo{f.name, f.size}, nil }
+
+type fileInfo struct {
+	name string
+	size int64
+}
+
+func (i fileInfo) Name() string { return i.name }
+func (i fileInfo) Size() int64  { return max(i.size, 0) }
+func (i fileInfo) Mode() fs.FileMode {
+	if i.size < 0 {
+		return fs.ModeIrregular
+	}
+	return 0
+}
+func (i fileInfo) ModTime() time.Time { return time.Time{} }
+func (i fileInfo) IsDir() bool        { return false }
+func (i fileInfo) Sys() any           { return nil }
+
+// maxManifest bounds manifest.json as fetched (ResNet-152's is under 1 MB).
+const maxManifest = 64 << 20
 
 // LoadError reports a model that could not be fetched or opened.
 type LoadError struct {
@@ -35,31 +90,45 @@ func (e *LoadError) Error() string {
 
 func (e *LoadError) Unwrap() error { return e.Err }
 
-// loader loads the model once and shares it: concurrent first callers wait
-// for the same load, and a failed load (other than a model too big for the
+// slice says which part of the model this Worker runs: stage Stage of
+// Stages, ops [First, End) (End 0: to the last op).
+type slice struct {
+	Stage, Stages int
+	First, End    int
+}
+
+// loaded is a loaded stage and what the handler needs to know of it.
+type loaded struct {
+	stage  *core.Stage
+	digest [32]byte // sha256 of manifest.json
+}
+
+// loader loads the stage once and shares it: concurrent first callers wait
+// for the same load, and a failed load (other than a stage too big for the
 // budget, which is final) is tried again by the next caller.
 type loader struct {
 	name      string
 	src       Source
 	budget    int64
 	maxPixels int
+	slice     slice
 
 	mu       sync.Mutex
-	model    *core.Model
-	estimate *Estimate
+	model    *loaded
+	estimate *StageEstimate
 	final    error         // a *TooBigError: never retried
 	running  chan struct{} // closed when the running load ends; nil when none runs
 	lastErr  error
 	loads    int // successful loads
 	attempts int
 	loadTime time.Duration
-	fetchDur time.Duration // of loadTime: fetching manifest and shards
+	fetchDur time.Duration // of loadTime: fetching manifest and shards (with the sha256 and copy of the shards)
 	afterMem memSample     // memory right after the last successful load
 }
 
-// get returns the loaded model, loading it first if needed. sample, if not
+// get returns the loaded stage, loading it first if needed. sample, if not
 // nil, is taken right after a successful load.
-func (l *loader) get(ctx context.Context, sample func() memSample) (*core.Model, error) {
+func (l *loader) get(ctx context.Context, sample func() memSample) (*loaded, error) {
 	l.mu.Lock()
 	for {
 		switch {
@@ -82,7 +151,9 @@ func (l *loader) get(ctx context.Context, sample func() memSample) (*core.Model,
 			l.mu.Lock()
 			l.running = nil
 			close(done)
-			l.estimate = est
+			if est != nil {
+				l.estimate = est
+			}
 			if err != nil {
 				var tb *TooBigError
 				if errors.As(err, &tb) {
@@ -96,7 +167,7 @@ func (l *loader) get(ctx context.Context, sample func() memSample) (*core.Model,
 			l.loads++
 			l.loadTime = time.Since(start)
 			l.mu.Unlock()
-			// The shards' transient garbage (manifest, JS chunks) goes now,
+			// The shards' transient garbage (chunks, manifest) goes now,
 			// so that the first request starts from the resident set.
 			runtime.GC()
 			if sample != nil {
@@ -126,10 +197,10 @@ func (l *loader) get(ctx context.Context, sample func() memSample) (*core.Model,
 	}
 }
 
-// load fetches the manifest, checks the memory estimate against the budget,
-// then fetches every shard into its own Go slice (the only copy: core keeps
-// those bytes as the float16 weights) and opens the model.
-func (l *loader) load(ctx context.Context) (model *core.Model, est *Estimate, err error) {
+// load fetches the manifest, checks the stage's memory estimate against the
+// budget, then opens the stage: core streams each shard that holds a tensor
+// of the slice, verifying its sha256, and keeps only those tensors.
+func (l *loader) load(ctx context.Context) (model *loaded, est *StageEstimate, err error) {
 	defer func() {
 		// A panic while loading must not leave waiters blocked forever:
 		// it becomes this attempt's error, and the next request retries.
@@ -137,7 +208,13 @@ func (l *loader) load(ctx context.Context) (model *core.Model, est *Estimate, er
 			model, err = nil, &LoadError{Name: l.name, Err: fmt.Errorf("internal error (a bug in residual; please report it): %v", v)}
 		}
 	}()
-	raw, err := l.src.Fetch(ctx, weights.ManifestFile, -1)
+	fetchStart := time.Now()
+	r, _, err := l.src.Open(ctx, weights.ManifestFile)
+	if err != nil {
+		return nil, nil, &LoadError{Name: l.name, Err: err}
+	}
+	raw, err := io.ReadAll(io.LimitReader(r, maxManifest+1))
+	r.Close()
 	if err != nil {
 		return nil, nil, &LoadError{Name: l.name, Err: err}
 	}
@@ -145,45 +222,41 @@ func (l *loader) load(ctx context.Context) (model *core.Model, est *Estimate, er
 	if err != nil {
 		return nil, nil, &LoadError{Name: l.name, Err: err}
 	}
-	e := EstimateMemory(m)
+	sl := l.slice
+	if sl.End == 0 {
+		sl.End = len(m.Ops)
+	}
+	if sl.First < 0 || sl.First >= sl.End || sl.End > len(m.Ops) {
+		return nil, nil, &LoadError{Name: l.name, Err: fmt.Errorf("stage %d runs ops [%d, %d), but the model has %d ops: regenerate the stage configuration (make worker-config)", sl.Stage, sl.First, sl.End, len(m.Ops))}
+	}
+	maps := false
+	if op, _, ok := core.MapsOp(m); ok && sl.First <= op {
+		maps = true
+	}
+	e, err := estimateStage(m, sl.First, sl.End, sl.Stage, maps)
+	if err != nil {
+		return nil, nil, &LoadError{Name: l.name, Err: fmt.Errorf("%w: regenerate the stage configuration (make worker-config)", err)}
+	}
 	est = &e
 	if e.Total > l.budget {
-		return nil, est, &TooBigError{Name: l.name, Estimate: e, Budget: l.budget}
+		return nil, est, &TooBigError{Name: l.name, Slice: sl, Ops: len(m.Ops), Estimate: e, Budget: l.budget}
 	}
-	fetchStart := time.Now()
-	fsys := jsbridge.NewMemFS()
-	if err := fsys.Add(weights.ManifestFile, raw); err != nil {
-		return nil, est, &LoadError{Name: l.name, Err: err}
-	}
-	for _, s := range m.Shards {
-		b, err := l.src.Fetch(ctx, s.File, s.Size)
-		if err != nil {
-			return nil, est, &LoadError{Name: l.name, Err: err}
-		}
-		if int64(len(b)) != s.Size {
-			return nil, est, &LoadError{Name: l.name, Err: fmt.Errorf("%s is %d bytes, the manifest says %d: convert and deploy the model again", s.File, len(b), s.Size)}
-		}
-		if err := fsys.Add(s.File, b); err != nil {
-			return nil, est, &LoadError{Name: l.name, Err: err}
-		}
-	}
-	fetched := time.Since(fetchStart)
-	defer func() {
-		l.mu.Lock()
-		l.fetchDur = fetched
-		l.mu.Unlock()
-	}()
-	model, err = core.Open(fsys, core.Options{Threads: 1, MaxPixels: l.maxPixels})
+	st, err := core.OpenStage(&sourceFS{ctx: ctx, src: l.src, manifest: raw}, core.StageOptions{
+		First: sl.First, End: sl.End, Threads: 1, MaxPixels: l.maxPixels, CAM: maps})
 	if err != nil {
 		return nil, est, &LoadError{Name: l.name, Err: err}
 	}
-	return model, est, nil
+	fetched := time.Since(fetchStart)
+	l.mu.Lock()
+	l.fetchDur = fetched
+	l.mu.Unlock()
+	return &loaded{stage: st, digest: digestOf(raw)}, est, nil
 }
 
 // status is a snapshot for /healthz.
 type loaderStatus struct {
-	model    *core.Model
-	estimate *Estimate
+	model    *loaded
+	estimate *StageEstimate
 	err      error
 	running  bool
 	loads    int

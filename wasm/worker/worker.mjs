@@ -72,15 +72,10 @@ function start() {
   return started;
 }
 
-function failure(status, message) {
-  return new Response(JSON.stringify({ error: message }) + "\n", {
-    status,
-    headers: {
-      "Content-Type": "application/json; charset=utf-8",
-      "Access-Control-Allow-Origin": "*",
-      "Cache-Control": "no-store",
-    },
-  });
+function failure(status, message, env) {
+  const headers = { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" };
+  if (!env || !env.ALLOWED_ORIGINS) headers["Access-Control-Allow-Origin"] = "*"; // as the Go side answers
+  return new Response(JSON.stringify({ error: message }) + "\n", { status, headers });
 }
 
 // One request at a time inside Go. Workers bind I/O objects (request and
@@ -121,7 +116,7 @@ export default {
     } catch (err) {
       // Go recovers its own panics and answers 500 itself; this is the
       // last line for failures outside any handler (startup, exit).
-      return failure(500, `worker: ${err && err.message ? err.message : String(err)}`);
+      return failure(500, `worker: ${err && err.message ? err.message : String(err)}`, env);
     }
   },
 };

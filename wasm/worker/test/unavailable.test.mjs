@@ -1,40 +1,40 @@
 // The worker on the local Cloudflare runtime when its model cannot run: a
-// model too big for a 128 MB isolate, and a model missing from the assets.
+// slice too big for a 128 MB isolate, and a model missing from the assets.
 // Both answer 503 with a JSON error that names the model and the reason,
-// and the demo page is still served.
+// and the demo page is still served. The configuration is written here by
+// hand (one Worker, the whole model: what a stage configured for too large
+// a slice looks like), since the generator would split such a model.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync, copyFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, copyFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { workerDir, freePort, portOpen, startWrangler, groupAlive } from "./wrangler.mjs";
 
 const assetsSource = path.resolve(workerDir, process.env.RESIDUAL_ASSETS || "../../dist/web");
-const base = process.env.RESIDUAL_MODEL || "resnet50-synthetic";
+const entry = path.resolve(workerDir, process.env.RESIDUAL_ENTRY || "../../dist/worker/worker.mjs");
+const weightsDir = path.resolve(workerDir, process.env.RESIDUAL_WEIGHTS || "../../weights");
 
-// A site with the page and one manifest: ResNet-50's, with the weight bytes
-// of ResNet-152 in float16 (60.2 M parameters: 120.4 MB), spread over extra
-// 25 MiB shards that do not exist: the worker must refuse the model from the
-// manifest alone, before fetching any shard.
+// A site with the page and ResNet-152's manifest (make synthetic152) but
+// none of its shards: configured as one Worker, the model (120 MB of
+// float16 weights) does not fit an isolate, and the worker must refuse it
+// from the manifest alone, before fetching any shard.
 function site() {
   const dir = mkdtempSync(path.join(os.tmpdir(), "residual-worker-unavailable-"));
   copyFileSync(path.join(assetsSource, "index.html"), path.join(dir, "index.html"));
-  const m = JSON.parse(readFileSync(path.join(assetsSource, "models", base, "manifest.json"), "utf8"));
-  let have = m.shards.reduce((n, s) => n + s.size, 0);
-  const want = 60_192_808 * 2;
-  for (let i = m.shards.length; have < want; i++) {
-    const size = Math.min(25 << 20, want - have);
-    m.shards.push({ file: `shard-${String(i).padStart(3, "0")}.bin`, size, sha256: "0".repeat(64) });
-    have += size;
-  }
-  m.model = "ResNet-152 (weights of ResNet-50 padded to ResNet-152's size)";
   mkdirSync(path.join(dir, "models", "resnet152-sized"), { recursive: true });
-  writeFileSync(path.join(dir, "models", "resnet152-sized", "manifest.json"), JSON.stringify(m));
+  copyFileSync(path.join(weightsDir, "resnet152-synthetic", "manifest.json"), path.join(dir, "models", "resnet152-sized", "manifest.json"));
   return dir;
 }
 
 async function withWorker(assets, model, fn) {
-  const w = await startWrangler({ assets, model, port: await freePort() });
+  const config = path.join(assets, "wrangler.json");
+  writeFileSync(config, JSON.stringify({
+    name: "residual-unavailable", main: path.relative(assets, entry), compatibility_date: "2026-11-01",
+    assets: { directory: ".", binding: "ASSETS", run_worker_first: ["/classify", "/healthz"] },
+    vars: { MODEL: model },
+  }));
+  const w = await startWrangler({ configs: [config], port: await freePort() });
   try {
     await fn(w);
   } finally {
@@ -63,11 +63,11 @@ async function expect503(w, model, reason) {
   await page.arrayBuffer();
 }
 
-test("a model too big for 128 MB: 503 with the arithmetic, no shard fetched", async () => {
+test("a slice too big for 128 MB: 503 with the arithmetic, no shard fetched", async () => {
   const dir = site();
   try {
     await withWorker(dir, "resnet152-sized", async (w) => {
-      await expect503(w, "resnet152-sized", /needs about 1[4-9]\d\.\d MB .*float16 weights 120\.4 MB.*128 MB/);
+      await expect503(w, "resnet152-sized", /needs about 1[4-9]\d\.\d MB .*float16 weights 120\.\d MB.*128 MB.*more stages/);
       const h = await (await fetch(w.base + "/healthz")).json();
       assert.equal(h.load_attempts, 1, "a model too big must not be retried");
       assert.ok(h.memory.estimate.total > h.memory.budget);

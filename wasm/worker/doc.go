@@ -1,21 +1,28 @@
 // Command worker is residual's Cloudflare Worker: the ResNet classifier as an
 // HTTP API (POST /classify, GET /healthz) with the demo page served from the
-// same deploy as static assets.
+// same deploy as static assets. A model larger than one 128 MB isolate runs
+// as a chain of stage Workers joined by Service Bindings, each holding one
+// slice of the network (README.md, "Stages").
 //
 // Layout (the thin-bridge split of github.com/syumai/workers: everything but
 // the JavaScript glue is plain Go and is tested on the host with httptest):
 //
-//	server.go     the http.Handler: routes, CORS, limits, JSON errors, panic recovery
-//	model.go      loads the model once per isolate (shared by concurrent first requests)
-//	budget.go     the memory estimates: a model too big for 128 MB is refused (503),
-//	              and so is a request whose image would not fit beside the model (413)
+//	server.go     the http.Handler: routes, limits, JSON errors, panic recovery, /healthz of every stage
+//	access.go     who may spend the account's CPU: API token, allowed origins, rate limit; the stage key
+//	pipeline.go   the chain: a stage's POST /stage, the hop to the next stage, the last stage's answer
+//	tensor.go     the message between stages (documented byte by byte; fuzzed)
+//	model.go      loads a stage once per isolate, streaming only its slice's tensors from the assets
+//	plan.go       each stage's memory from the manifest, and the split into the fewest stages
+//	budget.go     the isolate's budget; a request whose image would not fit is refused (413)
 //	jpegsize.go   a JPEG's frame layout from its header (for the request estimate)
-//	main_js.go    js/wasm: reads wrangler vars, streams shards from env.ASSETS,
-//	              registers the handler with workers.ServeNonBlock and blocks forever
-//	main_other.go host: the same handler as a net/http server over a model directory
-//	worker.mjs    the entry module: compiles the wasm once, instantiates Go once per
-//	              isolate, passes env and the wasm memory size through the runtime context
-//	worker.mk     make worker | worker-dev | deploy | worker-test
+//	config.go     host: `go run ./wasm/worker config` writes one wrangler configuration per stage
+//	main_js.go    js/wasm: reads the stage's variables and bindings, registers the handler, blocks forever
+//	bridge_js.go  js/wasm: streams as io.Readers, the Service Binding as an http.RoundTripper, the rate limiter
+//	main_other.go host: the same handler as a net/http server over a model directory (all stages in one
+//	              process with -budget)
+//	worker.mjs    the entry module: compiles the wasm once, instantiates Go once per isolate, passes env
+//	              and the wasm memory size through the runtime context
+//	worker.mk     make worker | worker-config | worker-dev | deploy | worker-test | worker-hops
 //
 // The per-request env reaches Go through one mutable context object that the
 // entry module updates before each request; every request of an isolate sees

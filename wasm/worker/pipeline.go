@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/residual-go/residual/core"
@@ -35,6 +36,10 @@ const (
 	deadlineHeader = "X-Residual-Deadline-Ms"
 	// tensorType is the media type of a tensor message.
 	tensorType = "application/x-residual-tensor"
+	// computeHeader carries, back along the chain, each stage's compute
+	// time for the request: "1:812.4,2:903.1" (stage:milliseconds). The
+	// front subtracts their sum from the whole to show what the hops cost.
+	computeHeader = "X-Residual-Compute-Ms"
 )
 
 // DefaultTimeout is how long the front waits for the rest of the pipeline:
@@ -130,6 +135,24 @@ func (s *Server) forward(ctx context.Context, wait time.Duration, h *tensorHeade
 	return resp, nil
 }
 
+// computeEntry is one stage's part of computeHeader.
+func computeEntry(stage int, d time.Duration) string {
+	return strconv.Itoa(stage) + ":" + strconv.FormatFloat(msRound(d), 'f', 1, 64)
+}
+
+// parseCompute reads computeHeader into per-stage milliseconds (index =
+// stage), ignoring what it cannot read: it is a figure, not a contract.
+func parseCompute(v string, into []float64) {
+	for _, f := range strings.Split(v, ",") {
+		k, ms, ok := strings.Cut(f, ":")
+		i, err1 := strconv.Atoi(k)
+		x, err2 := strconv.ParseFloat(ms, 64)
+		if ok && err1 == nil && err2 == nil && i >= 0 && i < len(into) {
+			into[i] = x
+		}
+	}
+}
+
 // cancelBody ends a hop's context when its answer is closed.
 type cancelBody struct {
 	io.ReadCloser
@@ -144,8 +167,9 @@ func (b *cancelBody) Close() error {
 
 // answer is the last stage's answer as the front reads it.
 type answer struct {
-	probs []float32 // n x classes
-	maps  []core.ClassMap
+	probs   []float32 // n x classes
+	maps    []core.ClassMap
+	compute string // computeHeader of the next stage's answer
 }
 
 // readAnswer reads a kind 2 message from the next stage and checks that it
@@ -168,7 +192,7 @@ func (s *Server) readAnswer(resp *http.Response, ld *loaded, n int) (*answer, *s
 	case h.N != n || h.Shape != [3]int{classes, 1, 1}:
 		return nil, bad(fmt.Errorf("%d items of %v, want %d of [%d 1 1]", h.N, h.Shape, n, classes))
 	}
-	a := &answer{probs: make([]float32, h.valueCount())}
+	a := &answer{probs: make([]float32, h.valueCount()), compute: resp.Header.Get(computeHeader)}
 	flat := make([]float32, h.mapValues())
 	if err := readTensorValues(resp.Body, &h, a.probs, flat); err != nil {
 		return nil, bad(err)
@@ -254,11 +278,13 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	start := time.Now()
 	out, err := ld.stage.Run(in, h.N)
 	if err != nil {
 		refuse(core.KindOf(err).HTTPStatus(), "%v", err)
 		return
 	}
+	computed := time.Since(start)
 	s.sample()
 	if !info.Last {
 		next := h
@@ -271,6 +297,7 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request) {
 		}
 		defer resp.Body.Close()
 		s.countRequest()
+		w.Header().Set(computeHeader, computeEntry(me, computed)+","+resp.Header.Get(computeHeader))
 		w.Header().Set("Content-Type", tensorType)
 		if resp.ContentLength >= 0 {
 			w.Header().Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
@@ -280,6 +307,7 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The last stage: the probabilities, and the maps asked for.
+	start = time.Now()
 	ans := tensorHeader{Kind: kindProbs, DType: dtypeF32, Stage: me, Digest: ld.digest, Model: s.cfg.Name, N: h.N,
 		Shape: [3]int{info.Classes, 1, 1}}
 	var grids [][]float32
@@ -307,6 +335,7 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.countRequest()
+	w.Header().Set(computeHeader, computeEntry(me, computed+time.Since(start)))
 	w.Header().Set("Content-Type", tensorType)
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(http.StatusOK)

@@ -242,6 +242,11 @@ type classifyResponse struct {
 	CAMClasses []camJSON `json:"cam_classes,omitempty"`
 	Stages     int       `json:"stages"` // the Workers that ran it
 	Ms         float64   `json:"ms"`
+	// ComputeMs is each stage's own compute time (the front's with
+	// decoding and preprocessing); Ms minus their sum is what the hops
+	// between stages cost. (In Cloudflare's runtime clocks advance only
+	// across I/O, so these read low there; wrangler dev measures them.)
+	ComputeMs []float64 `json:"compute_ms"`
 }
 
 // camJSON is a class activation map: the center crop's raw map, GridH rows
@@ -315,6 +320,7 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, body, st) {
 		return
 	}
+	computeStart := time.Now()
 	img, err := st.Decode(body)
 	body = nil
 	if err != nil {
@@ -327,6 +333,7 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) {
 		s.imageError(w, err)
 		return
 	}
+	frontCompute := time.Since(computeStart)
 	s.sample()
 	info := st.Info()
 	var ans *answer
@@ -349,7 +356,10 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error(), nil)
 		return
 	}
-	res := classifyResponse{Model: s.cfg.Name, Synthetic: info.Synthetic, Top: top, Stages: s.cfg.Slice.Stages}
+	res := classifyResponse{Model: s.cfg.Name, Synthetic: info.Synthetic, Top: top, Stages: s.cfg.Slice.Stages,
+		ComputeMs: make([]float64, s.cfg.Slice.Stages)}
+	res.ComputeMs[0] = msRound(frontCompute)
+	parseCompute(ans.compute, res.ComputeMs)
 	if o.CAM {
 		maps := ans.maps
 		if info.Last {

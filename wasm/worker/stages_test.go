@@ -96,7 +96,10 @@ func TestStagesMatchOneWorker(t *testing.T) {
 					if b.Stages != len(stages) || a.Stages != 1 {
 						t.Errorf("%s: stages %d and %d", q, a.Stages, b.Stages)
 					}
-					a.Ms, b.Ms, a.Stages, b.Stages = 0, 0, 0, 0
+					if len(b.ComputeMs) != len(stages) || len(a.ComputeMs) != 1 {
+						t.Errorf("%s: compute_ms %v and %v", q, a.ComputeMs, b.ComputeMs)
+					}
+					a.Ms, b.Ms, a.Stages, b.Stages, a.ComputeMs, b.ComputeMs = 0, 0, 0, 0, nil, nil
 					ja, _ := json.Marshal(a)
 					jb, _ := json.Marshal(b)
 					if !bytes.Equal(ja, jb) {
@@ -546,5 +549,48 @@ func TestConfigGenerator(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(out, "secrets-1.json"))
 	if !strings.Contains(string(b), key) {
 		t.Error("the stage key changed on regeneration")
+	}
+}
+
+// BenchmarkPipeline classifies one photo with the model in one handler and
+// split into its planned stages, joined in this process (each hop encodes
+// the tensor, calls the next handler and decodes its answer): the
+// difference is what splitting costs besides the Service Binding itself.
+// go test -run '^$' -bench Pipeline -benchtime 5x ./wasm/worker (needs make
+// synthetic synthetic101 synthetic152).
+func BenchmarkPipeline(b *testing.B) {
+	img, err := os.ReadFile("../../testdata/photos/video-001.jpeg")
+	if err != nil {
+		b.Skip(err)
+	}
+	for _, name := range []string{"resnet50-synthetic", "resnet101-synthetic", "resnet152-synthetic"} {
+		dir := filepath.Join("../../weights", name)
+		if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
+			continue
+		}
+		stages, err := localPipeline(dir, DefaultStageBudget, Config{Budget: 1e12})
+		if err != nil {
+			b.Fatal(err)
+		}
+		one := NewServer(Config{Name: name, Source: dirSource(dir), Budget: 1e12})
+		for _, c := range []struct {
+			name string
+			h    http.Handler
+		}{{"one", one}, {fmt.Sprintf("%dstages", len(stages)), stages[0]}} {
+			b.Run(name+"/"+c.name, func(b *testing.B) {
+				classify := func() {
+					r := httptest.NewRequest(http.MethodPost, "/classify", bytes.NewReader(img))
+					w := httptest.NewRecorder()
+					c.h.ServeHTTP(w, r)
+					if w.Code != 200 {
+						b.Fatalf("%d %s", w.Code, w.Body)
+					}
+				}
+				classify() // loads the stages: not timed (Loop starts the timer)
+				for b.Loop() {
+					classify()
+				}
+			})
+		}
 	}
 }

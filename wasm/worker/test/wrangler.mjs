@@ -152,8 +152,11 @@ export function png(width, height, pixel) {
 // generate runs the stage configuration generator (go run ./wasm/worker
 // config, prebuilt by the Makefile as RESIDUAL_WORKER_TOOL) and returns
 // plan.json plus the configuration paths, stage 0 first.
-export function generate(tool, { model, out, name, site, entry, budget, apiToken, origins, rateLimit, vars }) {
-  const args = ["config", "-model", model, "-out", out, "-secrets", "dev", "-main", entry];
+// Workers are named after this process (wrangler dev connects Service
+// Bindings across every dev session of the machine by Worker name: tests of
+// two checkouts at once must not bind to each other's stages).
+export function generate(tool, { model, out, name, site, entry, budget, apiToken, origins, rateLimit, vars, worker = `residual-t${process.pid}` }) {
+  const args = ["config", "-model", model, "-out", out, "-secrets", "dev", "-main", entry, "-worker", worker];
   if (name) args.push("-name", name);
   if (site) args.push("-site", site);
   if (budget) args.push("-budget", String(budget));

@@ -52,7 +52,6 @@ type Backend struct {
 	outs      []float32
 	tapOuts   [][]float32
 	closed    bool
-	runErrors int
 }
 
 type gpuPlan struct {
@@ -122,7 +121,7 @@ func New(d *Device, p *core.Program, w *weights.Weights, o Options) (_ *Backend,
 		b.info.WeightBytes += s
 	}
 	b.info.ActivationBytes = int64(prog.ActivationFloats()) * 4
-	if err := d.errorScope("preparing batch 1", func() error { _, err := b.plan(1); return err }); err != nil {
+	if err := d.errorScope("preparing a batch of 1", func() error { _, err := b.plan(1); return err }); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -352,46 +351,58 @@ func floatBytes(f []float32) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), len(f)*4)
 }
 
-// runChunk runs m images (the first is image first of the batch).
+// runChunk runs m images (the first is image first of the batch). The
+// error scopes are popped before the readback is awaited, so that they do
+// not add a round trip to the GPU.
 func (b *Backend) runChunk(input []float32, m, first int) error {
-	var gp *gpuPlan
-	err := b.d.errorScope(fmt.Sprintf("running a batch of %d", m), func() error {
-		var err error
-		if gp, err = b.plan(m); err != nil {
-			return err
-		}
-		// One upload of the input.
-		iv := &b.prog.Values[b.prog.Input]
-		stride := b.prog.Buffers[iv.Buffer]
-		buf := b.bufs[iv.Buffer]
-		if stride == iv.Size && iv.Offset == 0 {
-			b.write(buf, 0, floatBytes(input))
-		} else {
-			for i := range m {
-				b.write(buf, int64(i*stride+iv.Offset)*4, floatBytes(input[i*iv.Size:(i+1)*iv.Size]))
-			}
-		}
-		// One encoder, one compute pass, one submit.
-		enc := b.d.device.Call("createCommandEncoder")
-		pass := enc.Call("beginComputePass")
-		for i, d := range gp.Dispatches {
-			pass.Call("setPipeline", gp.pipes[i])
-			pass.Call("setBindGroup", 0, gp.groups[i])
-			pass.Call("dispatchWorkgroups", d.Groups[0], d.Groups[1], d.Groups[2])
-		}
-		pass.Call("end")
-		for _, c := range gp.copies {
-			enc.Call("copyBufferToBuffer", c.src, c.srcOff, gp.readback, c.dstOff, c.size)
-		}
-		b.d.queue.Call("submit", []any{enc.Call("finish")})
-		return nil
-	})
+	gp, err := b.plan(m)
 	if err != nil {
 		return err
 	}
+	dev := b.d.device
+	dev.Call("pushErrorScope", "out-of-memory")
+	dev.Call("pushErrorScope", "validation")
+	// One upload of the input.
+	iv := &b.prog.Values[b.prog.Input]
+	stride := b.prog.Buffers[iv.Buffer]
+	buf := b.bufs[iv.Buffer]
+	if stride == iv.Size && iv.Offset == 0 {
+		b.write(buf, 0, floatBytes(input))
+	} else {
+		for i := range m {
+			b.write(buf, int64(i*stride+iv.Offset)*4, floatBytes(input[i*iv.Size:(i+1)*iv.Size]))
+		}
+	}
+	// One encoder, one compute pass, one submit.
+	enc := dev.Call("createCommandEncoder")
+	pass := enc.Call("beginComputePass")
+	for i, d := range gp.Dispatches {
+		pass.Call("setPipeline", gp.pipes[i])
+		pass.Call("setBindGroup", 0, gp.groups[i])
+		pass.Call("dispatchWorkgroups", d.Groups[0], d.Groups[1], d.Groups[2])
+	}
+	pass.Call("end")
+	for _, c := range gp.copies {
+		enc.Call("copyBufferToBuffer", c.src, c.srcOff, gp.readback, c.dstOff, c.size)
+	}
+	b.d.queue.Call("submit", []any{enc.Call("finish")})
 	// One readback.
-	if _, err := jsbridge.Await(gp.readback.Call("mapAsync", js.Global().Get("GPUMapMode").Get("READ"))); err != nil {
-		return fmt.Errorf("webgpu: reading the results back: %w", err)
+	mapped := gp.readback.Call("mapAsync", js.Global().Get("GPUMapMode").Get("READ"))
+	validation := dev.Call("popErrorScope")
+	oom := dev.Call("popErrorScope")
+	_, mapErr := jsbridge.Await(mapped)
+	for _, scope := range []js.Value{validation, oom} {
+		if e, err := jsbridge.Await(scope); err != nil {
+			return fmt.Errorf("webgpu: running a batch of %d: %w", m, err)
+		} else if e.Type() == js.TypeObject {
+			if mapErr == nil {
+				gp.readback.Call("unmap")
+			}
+			return fmt.Errorf("webgpu: running a batch of %d: %s", m, e.Get("message").String())
+		}
+	}
+	if mapErr != nil {
+		return fmt.Errorf("webgpu: reading the results back: %w", mapErr)
 	}
 	view := js.Global().Get("Uint8Array").New(gp.readback.Call("getMappedRange"))
 	out := b.prog.OutputSize()

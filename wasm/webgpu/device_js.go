@@ -172,12 +172,13 @@ func openDevice(ad js.Value, info Adapter, o DeviceOptions) (*Device, error) {
 	if c.MaxComputeWorkgroupStorageSize > 0 {
 		want.MaxComputeWorkgroupStorageSize = min(want.MaxComputeWorkgroupStorageSize, c.MaxComputeWorkgroupStorageSize)
 	}
-	// Request what the backend can use; the rest stays at the defaults.
+	// Request what the backend can use, never less than the defaults (a
+	// device always has those); other limits stay at the defaults.
 	req := js.Global().Get("Object").New()
-	req.Set("maxBufferSize", want.MaxBufferSize)
-	req.Set("maxStorageBufferBindingSize", want.MaxStorageBufferBindingSize)
-	req.Set("maxStorageBuffersPerShaderStage", want.MaxStorageBuffersPerShaderStage)
-	req.Set("maxComputeWorkgroupStorageSize", want.MaxComputeWorkgroupStorageSize)
+	req.Set("maxBufferSize", max(want.MaxBufferSize, DefaultLimits.MaxBufferSize))
+	req.Set("maxStorageBufferBindingSize", max(want.MaxStorageBufferBindingSize, DefaultLimits.MaxStorageBufferBindingSize))
+	req.Set("maxStorageBuffersPerShaderStage", max(want.MaxStorageBuffersPerShaderStage, DefaultLimits.MaxStorageBuffersPerShaderStage))
+	req.Set("maxComputeWorkgroupStorageSize", max(want.MaxComputeWorkgroupStorageSize, DefaultLimits.MaxComputeWorkgroupStorageSize))
 	desc := js.Global().Get("Object").New()
 	desc.Set("requiredLimits", req)
 	desc.Set("label", "residual")
@@ -199,6 +200,20 @@ func openDevice(ad js.Value, info Adapter, o DeviceOptions) (*Device, error) {
 		MaxComputeWorkgroupsPerDimension:  int(dnum("maxComputeWorkgroupsPerDimension")),
 		MinStorageBufferOffsetAlignment:   int(dnum("minStorageBufferOffsetAlignment")),
 		MinUniformBufferOffsetAlignment:   int(dnum("minUniformBufferOffsetAlignment")),
+	}
+	// A cap below WebGPU's default is not granted as such (limits are
+	// minima): the backend holds itself to the cap.
+	if c.MaxBufferSize > 0 {
+		d.Limits.MaxBufferSize = min(d.Limits.MaxBufferSize, c.MaxBufferSize)
+	}
+	if c.MaxStorageBufferBindingSize > 0 {
+		d.Limits.MaxStorageBufferBindingSize = min(d.Limits.MaxStorageBufferBindingSize, c.MaxStorageBufferBindingSize)
+	}
+	if c.MaxStorageBuffersPerShaderStage > 0 {
+		d.Limits.MaxStorageBuffersPerShaderStage = min(d.Limits.MaxStorageBuffersPerShaderStage, c.MaxStorageBuffersPerShaderStage)
+	}
+	if c.MaxComputeWorkgroupStorageSize > 0 {
+		d.Limits.MaxComputeWorkgroupStorageSize = min(d.Limits.MaxComputeWorkgroupStorageSize, c.MaxComputeWorkgroupStorageSize)
 	}
 	var onLost js.Func
 	onLost = js.FuncOf(func(_ js.Value, args []js.Value) any {

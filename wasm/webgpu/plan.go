@@ -23,6 +23,9 @@ type PipelineKey struct {
 }
 
 func (k PipelineKey) String() string {
+	if k.Entry == "" {
+		return k.Shader
+	}
 	if k.Consts == "" {
 		return k.Shader + ":" + k.Entry
 	}

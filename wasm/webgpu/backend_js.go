@@ -47,11 +47,11 @@ type Backend struct {
 	maxBatch int
 	plans    map[int]*gpuPlan
 
-	staging   js.Value // Uint8Array for uploads
-	stagingN  int
-	outs      []float32
-	tapOuts   [][]float32
-	closed    bool
+	staging  js.Value // Uint8Array for uploads
+	stagingN int
+	outs     []float32
+	tapOuts  [][]float32
+	closed   bool
 }
 
 type gpuPlan struct {

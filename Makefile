@@ -22,16 +22,19 @@ MODEL ?= resnet50
 
 help:
 	@echo "make demo       official ResNet-50 if downloadable, else a synthetic one; build and serve the page"
-	@echo "make test       every test: Go (simd, scalar, wasm), fuzz smoke, browser, worker"
+	@echo "make test       every test: Go (simd, scalar, wasm), fuzz smoke, browser, worker, WebGPU"
 	@echo "make check      build for host and js/wasm, vet, gofmt, go mod tidy, then make test"
 	@echo "make bench      benchmark table (latency, GFLOP/s, memory, converter throughput)"
 	@echo "make weights    download + verify + convert the official ResNet-50 into weights/resnet50"
 	@echo "make synthetic  generate a random-weight ResNet-50 (real Caffe format) into weights/resnet50"
+	@echo "make synthetic-all  also ResNet-101 and -152 (weights/resnet{101,152}-synthetic)"
+	@echo "make webgpu-test  the WebGPU backend's tests in node with Dawn (SwiftShader without a GPU)"
+	@echo "make bench-gpu  ResNet-50/101/152 per-image time through the WebGPU backend, adapter named"
 	@echo "make web | serve | worker-dev | deploy   see README.md"
 
 ## ---- tests -----------------------------------------------------------------
 
-test: test-go test-scalar test-wasm fuzz web-test worker-test
+test: test-go test-scalar test-wasm fuzz web-test worker-test webgpu-test
 
 # Everything natively with the simd kernels, including the end-to-end runs of the
 # generated ResNet-50/101/152 against the float64 reference (the slow part).
@@ -118,3 +121,4 @@ clean:
 
 -include web/web.mk
 -include wasm/worker/worker.mk
+-include wasm/webgpu/webgpu.mk

@@ -154,9 +154,9 @@ type Info struct {
 	Classes     int           `json:"classes"`
 	Input       weights.Input `json:"input"`
 	Params      int64         `json:"params"`
-	WeightBytes int64         `json:"weight_bytes"` // bytes of weights resident in memory
-	WeightMode  string        `json:"weight_mode"`  // "f16" or "f32"
-	Kernels     string        `json:"kernels"`      // the backend: "simd" or "scalar" (CPU kernels), "webgpu"
+	WeightBytes int64         `json:"weight_bytes"`     // bytes of weights resident in memory
+	WeightMode  string        `json:"weight_mode"`      // "f16" or "f32"
+	Kernels     string        `json:"kernels"`          // the backend: "simd" or "scalar" (CPU kernels), "webgpu"
 	Device      string        `json:"device,omitempty"` // the backend's device, when it has one (a GPU adapter)
 	Ops         int           `json:"ops"`
 	// ActivationBytes is the size of the activation buffers after liveness

@@ -47,8 +47,10 @@
 //     input channels x kernel. Tiles of X are gathered from the activation
 //     into workgroup memory (no im2col buffer); weights are prepared as
 //     [group][k pair][output channel], so that the threads of a workgroup
-//     read consecutive words. Each thread computes a 4x4 register tile; the
-//     workgroup is 16x16 threads (a 64x64 tile) or 8x8 (32x32). 1x1
+//     read consecutive words. Each thread computes a 4x4 register tile,
+//     reading its four channels and four columns of each k as two vec4
+//     loads from workgroup memory; the workgroup is 16x16 threads (a 64x64
+//     tile) or 8x8 (32x32). 1x1
 //     stride-1 unpadded convolutions (two thirds of ResNet's) are a plain
 //     GEMM (the IS_1X1 override drops the index arithmetic).
 //   - Tile choice (plan.go convChoice): the 64x64 tile when it gives at least

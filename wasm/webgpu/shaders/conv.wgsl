@@ -72,8 +72,11 @@ override WEIGHT_F32: bool = false;
 
 const BK: u32 = 16u;
 
-var<workgroup> As: array<f32, BK * 4u * TY>; // [k][m]
-var<workgroup> Bs: array<f32, BK * 4u * TX>; // [k][col]
+// The tiles, as vec4s so that the inner loop reads a thread's four
+// channels and four columns with one load each: As[k * TY + m / 4][m % 4],
+// Bs[k * TX + col / 4][col % 4].
+var<workgroup> As: array<vec4f, BK * TY>;
+var<workgroup> Bs: array<vec4f, BK * TX>;
 
 // finish applies the epilogue to one output value and stores it.
 fn finish(oc: u32, col: u32, sum: f32) {
@@ -131,15 +134,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       for (var i = t; i < BK * BM; i += WG) {
         let m = i % BM;
         let kk = i / BM;
-        As[kk * BM + m] = bitcast<f32>(w[(g * p.k_pad + k0 + kk) * p.m_pad + m0 + m]);
+        As[kk * TY + m / 4u][m % 4u] = bitcast<f32>(w[(g * p.k_pad + k0 + kk) * p.m_pad + m0 + m]);
       }
     } else {
       for (var i = t; i < BK * BM / 2u; i += WG) {
         let m = i % BM;
         let kp = i / BM;
         let v = unpack2x16float(w[(g * p.k_pad / 2u + k0 / 2u + kp) * p.m_pad + m0 + m]);
-        As[(2u * kp) * BM + m] = v.x;
-        As[(2u * kp + 1u) * BM + m] = v.y;
+        As[(2u * kp) * TY + m / 4u][m % 4u] = v.x;
+        As[(2u * kp + 1u) * TY + m / 4u][m % 4u] = v.y;
       }
     }
     // B: BK x BN of the implicit im2col matrix.
@@ -159,14 +162,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
           }
         }
       }
-      Bs[kk * BN + bn] = v;
+      Bs[kk * TX + bn / 4u][bn % 4u] = v;
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      let ab = kk * BM + lid.y * 4u;
-      let a = vec4f(As[ab], As[ab + 1u], As[ab + 2u], As[ab + 3u]);
-      let bb = kk * BN + lid.x * 4u;
-      let b = vec4f(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
+      let a = As[kk * TY + lid.y];
+      let b = Bs[kk * TX + lid.x];
       for (var i = 0u; i < 4u; i++) {
         acc[i * 4u] = fma(a[i], b.x, acc[i * 4u]);
         acc[i * 4u + 1u] = fma(a[i], b.y, acc[i * 4u + 1u]);

@@ -99,6 +99,25 @@
 //     before the load with the GPU backend, 77 MB more with the CPU path
 //     (its float16 weights stay resident).
 //
+// # Alternatives not taken (reasoned, not measured: no GPU here)
+//
+//   - A submit every few dispatches, as ONNX Runtime Web does (every 16):
+//     one encoder and one submit per inference instead; KataGo's WebGPU
+//     backend reports +20% from one submit and one readback, +9% from one
+//     compute pass.
+//   - An explicit im2col buffer: for ResNet-50's stem at batch 10 it would be
+//     147 x 125440 floats (74 MB) written and read once; the implicit gather
+//     costs a few integer divisions per loaded element instead, against 256
+//     multiply-adds per thread per K step.
+//   - Split-K with atomics: WGSL has no float atomics (a compare-exchange loop
+//     on u32 would make the sum order, hence the result, vary between runs);
+//     the reduce pass sums the splits in a fixed order.
+//   - The residual sum as its own dispatch (ORT Web, TF.js, ggml): one more
+//     pass over a block's output per block, 16 more dispatches in ResNet-50.
+//   - Winograd for the 3x3 convolutions (KataGo: +72-80% over its direct
+//     conv): left for a GPU to measure it on; it changes the rounding of every
+//     3x3 output, which the conformance tolerance would have to allow.
+//
 // # Measured, and what could not be
 //
 // Correctness only, here: the machines this was written on have no GPU, so

@@ -4,6 +4,7 @@ package webgpu
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +228,49 @@ func TestTilingVariants(t *testing.T) {
 				return New(d, p, w, Options{Tiling: Tiling{Force: force}})
 			}, cases)
 		})
+	}
+}
+
+// TestBatchInChunks: a batch larger than one binding can hold runs in
+// several submits (here a 256 KiB binding limit holds 4 images of the small
+// ResNet's largest buffer, 64 KiB), and each image still matches the CPU.
+func TestBatchInChunks(t *testing.T) {
+	device(t)
+	d, err := OpenDevice(DeviceOptions{CapLimits: Limits{MaxStorageBufferBindingSize: 256 << 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Destroy()
+	c := caseByName(t, "network/small-resnet")
+	p, read := c.Load(t)
+	b, err := New(d, p, read(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.maxBatch != 4 {
+		t.Fatalf("maxBatch = %d, want 4", b.maxBatch)
+	}
+	ref, err := core.NewCPU(p, read(), core.CPUOptions{Float32Weights: true, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	const n = 10
+	in := make([]float32, n*p.InputSize())
+	for i := range in {
+		in[i] = float32((i*7)%201) - 100
+	}
+	want, err := ref.Run(in, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Run(in, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := p.OutputSize()
+	for i := range n {
+		backendtest.Compare(t, fmt.Sprintf("image %d", i), got.Values[i*out:(i+1)*out], want.Values[i*out:(i+1)*out], c.Tol)
 	}
 }

@@ -5,6 +5,7 @@ package webgpu
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"syscall/js"
@@ -26,7 +27,7 @@ type Adapter struct {
 func (a Adapter) String() string {
 	var parts []string
 	for _, s := range []string{a.Vendor, a.Architecture, a.Device, a.Description} {
-		if s != "" && !contains(parts, s) {
+		if s != "" && !slices.Contains(parts, s) {
 			parts = append(parts, s)
 		}
 	}
@@ -34,15 +35,6 @@ func (a Adapter) String() string {
 		return "unnamed adapter"
 	}
 	return strings.Join(parts, " ")
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // UnavailableError says why WebGPU cannot be used here at all.

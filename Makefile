@@ -23,18 +23,21 @@ MODEL ?= resnet50
 
 help:
 	@echo "make demo       official ResNet-50 if downloadable, else a synthetic one; build and serve the page"
-	@echo "make test       every test: Go (simd, scalar, wasm), fuzz smoke, browser, worker (runs make deps first)"
+	@echo "make test       every test: Go (simd, scalar, wasm), fuzz smoke, browser, worker, WebGPU (runs make deps first)"
 	@echo "make deps       check the Debian packages the tests need; as root, install the missing ones"
 	@echo "make golden     recompute the float64 reference outputs the e2e tests compare with (e2e/testdata/golden)"
 	@echo "make check      build for host and js/wasm, vet, gofmt, go mod tidy, then make test"
 	@echo "make bench      benchmark table (latency, GFLOP/s, memory, converter throughput)"
 	@echo "make weights    download + verify + convert the official ResNet-50 into weights/resnet50"
 	@echo "make synthetic  generate a random-weight ResNet-50 (real Caffe format) into weights/resnet50"
+	@echo "make synthetic-all  also ResNet-101 and -152 (weights/resnet{101,152}-synthetic)"
+	@echo "make webgpu-test  the WebGPU backend's tests in node with Dawn (SwiftShader without a GPU)"
+	@echo "make bench-gpu  ResNet-50/101/152 per-image time through the WebGPU backend, adapter named"
 	@echo "make web | serve | worker-dev | deploy   see README.md"
 
 ## ---- tests -----------------------------------------------------------------
 
-test: deps test-go test-scalar test-wasm fuzz web-test worker-test
+test: deps test-go test-scalar test-wasm fuzz web-test worker-test webgpu-test
 
 # The system packages the tests need (chromium, libonnx-testdata, node, npm, a
 # Go that can fetch go1.27.3): tools/deps.sh installs the missing ones when run
@@ -135,3 +138,4 @@ clean:
 
 -include web/web.mk
 -include wasm/worker/worker.mk
+-include wasm/webgpu/webgpu.mk

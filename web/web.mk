@@ -55,7 +55,9 @@ web/test/node_modules/.package-lock.json: web/test/package.json web/test/package
 
 # The page in real Chromium: model load and progress, drop / file input /
 # keyboard / paste compared with tools/classify, error cards, responsiveness,
-# cache on reload, clear cache, scalar build, sub-path, offline.
+# cache on reload, clear cache, scalar build, sub-path, offline; and with
+# WebGPU on (webgpu.test.mjs): ?backend=webgpu against ?backend=cpu, and the
+# default choosing the CPU on Chromium's software adapter.
 web-browser-test: $(WEB_TEST_MODEL)/manifest.json web/test/node_modules/.package-lock.json
 	$(MAKE) --no-print-directory web
 	$(GO) build -o $(WEB_BIN)/serve ./tools/serve

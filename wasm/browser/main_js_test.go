@@ -104,6 +104,12 @@ func await(t *testing.T, p js.Value) (v js.Value, name, msg string) {
 	return v, "", ""
 }
 
+// navigatorGPU says whether this node has WebGPU (Dawn preloaded).
+func navigatorGPU() bool {
+	nav := js.Global().Get("navigator")
+	return nav.Type() == js.TypeObject && nav.Get("gpu").Type() == js.TypeObject
+}
+
 func mustAwait(t *testing.T, p js.Value) js.Value {
 	t.Helper()
 	v, name, msg := await(t, p)
@@ -165,6 +171,17 @@ func testLoadAndClassify(t *testing.T, weightMode string, f32 bool) {
 	if k := info.Get("kernels").String(); k != api.Get("kernels").String() {
 		t.Errorf("info.kernels %q differs from api.kernels %q", k, api.Get("kernels").String())
 	}
+	// No navigator.gpu in node without Dawn: the automatic choice is the
+	// CPU, with the reason.
+	be := model.Get("backend")
+	if navigatorGPU() {
+		t.Logf("navigator.gpu is present: model.backend = %s", js.Global().Get("JSON").Call("stringify", be))
+	} else if be.Get("backend").String() != "cpu" || !strings.Contains(be.Get("reason").String(), "navigator.gpu") {
+		t.Errorf("model.backend = %s", js.Global().Get("JSON").Call("stringify", be))
+	}
+	if h := model.Get("heapBytes"); h.Type() != js.TypeNumber || h.Float() <= 0 {
+		t.Errorf("model.heapBytes = %v", h)
+	}
 
 	// By hand: a pure red 2x2 image is B=0, G=0, R=255 in BGR planes, so
 	// logit0 = b0 and logit1 = 4*255*w.
@@ -200,6 +217,9 @@ func testLoadAndClassify(t *testing.T, weightMode string, f32 bool) {
 			}
 			if ms := r.Get("ms"); ms.Type() != js.TypeNumber || ms.Float() < 0 {
 				t.Errorf("ms = %v", ms)
+			}
+			if b := r.Get("backend").String(); b != model.Get("backend").Get("backend").String() {
+				t.Errorf("classify ran on %q, the model on %q", b, model.Get("backend").Get("backend").String())
 			}
 		})
 	}
@@ -256,6 +276,17 @@ func TestErrors(t *testing.T) {
 			mustAwait(t, ld.Call("write", "shard-000.bin", u8(bad)))
 			return ld.Call("open")
 		}, "ShardError", "sha256"},
+		{"unknown backend", func() js.Value {
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			defer ld.Call("discard")
+			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
+			return ld.Call("open", opts("backend", "cuda"))
+		}, "Error", `backend "cuda": use "auto", "webgpu" or "cpu"`},
+		{"cpu backend", func() js.Value {
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
+			return ld.Call("open", opts("backend", "cpu"))
+		}, "", ""},
 		{"rewind then refill", func() js.Value {
 			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
 			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard[:60])))

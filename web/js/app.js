@@ -3,13 +3,15 @@
 // one at a time, each into its own card. DOM contract (DESIGN.md): a finished
 // card has data-file and one [data-class-index][data-prob] element per
 // prediction, a failed one has data-error, and <html data-state> is
-// loading, ready or error.
+// loading, ready or error. Once a model is ready, <html data-backend> is
+// webgpu or cpu (what runs the network: ?backend=webgpu|cpu forces it,
+// otherwise WebGPU on a real GPU), and every finished card has data-backend.
 import { Classifier } from './client.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
   model: $('model'), modelField: $('model-field'), progress: $('weights-progress'),
-  progressLabel: $('progress-label'), status: $('status'), kernels: $('kernels'),
+  progressLabel: $('progress-label'), status: $('status'), kernels: $('kernels'), backend: $('backend'),
   loadTime: $('load-time'), size: $('model-size'), synthetic: $('synthetic'),
   drop: $('drop'), files: $('files'), queue: $('queue'), results: $('results'),
   clearCache: $('clear-cache'), cacheUsage: $('cache-usage'), clearResults: $('clear-results'),
@@ -17,6 +19,7 @@ const el = {
 };
 
 const params = new URLSearchParams(location.search);
+const backendParam = ['webgpu', 'cpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
 const state = {
   classifier: null,
   boot: null,
@@ -98,6 +101,7 @@ async function loadModel(name) {
   const entry = state.models.find((m) => m.name === name);
   state.current = null;
   setState('loading');
+  delete document.documentElement.dataset.backend;
   el.model.disabled = true;
   el.synthetic.hidden = true;
   el.progress.max = entry.bytes || 1;
@@ -118,7 +122,7 @@ async function loadModel(name) {
         el.progressLabel.textContent = 'Verifying';
         el.status.textContent = `Checking ${entry.model}'s weights (sha256)…`;
       }
-    }, { float32Weights: params.get('weights') === 'f32' });
+    }, { float32Weights: params.get('weights') === 'f32', backend: backendParam });
     el.progress.max = r.bytes || 1;
     el.progress.value = r.bytes;
     el.progressLabel.textContent = 'Weights';
@@ -130,8 +134,10 @@ async function loadModel(name) {
     el.loadTime.title = `${fmtMs(r.ms - r.openMs)} to get the weights, ${fmtMs(r.openMs)} to verify them (sha256) and build the network`;
     el.loadTime.dataset.source = r.fromNetwork === 0 ? 'cache' : 'network';
     el.size.textContent = `${fmtBytes(r.bytes)} ${r.info.weight_mode}, ${(r.info.params / 1e6).toFixed(1)} M parameters`;
+    el.size.dataset.goHeapBytes = String(r.heapBytes); // the Go heap after the load (shards released on the GPU path)
     el.synthetic.hidden = !r.info.synthetic;
-    el.status.textContent = `${r.info.model} is ready: loaded ${fmtBytes(r.bytes)} ${where}. Drop images to classify them.`;
+    el.status.textContent = `${r.info.model} is ready: loaded ${fmtBytes(r.bytes)} ${where}. ${backendSentence(r.backend)} Drop images to classify them.`;
+    showBackend(r.backend);
     state.current = entry;
     setState('ready');
     updateCacheUsage();
@@ -141,6 +147,20 @@ async function loadModel(name) {
   } finally {
     el.model.disabled = false;
   }
+}
+
+// backendSentence says what runs the network and, for the CPU, why.
+function backendSentence(b) {
+  if (b.backend === 'webgpu') return `Running on the GPU with WebGPU (${b.adapter}).`;
+  return `Running on the CPU: ${b.reason}.`;
+}
+
+function showBackend(b) {
+  document.documentElement.dataset.backend = b.backend;
+  el.backend.textContent = b.backend === 'webgpu' ? `WebGPU (${b.adapter})` : 'CPU (WebAssembly)';
+  el.backend.title = b.reason || '';
+  el.backend.dataset.reason = b.reason || '';
+  el.backend.dataset.adapter = b.adapter || '';
 }
 
 async function updateCacheUsage() {
@@ -270,6 +290,10 @@ async function pump() {
       try {
         const buf = await file.arrayBuffer();
         const r = await state.classifier.classify(buf, { top: 5, crops });
+        if (r.fellBack) {
+          showBackend(r.fellBack);
+          el.status.textContent = `The GPU stopped working; ${backendSentence(r.fellBack)}`;
+        }
         showResult(card, file, r);
       } catch (err) {
         showError(card, file, err);
@@ -305,8 +329,9 @@ function showResult(card, file, r) {
   }
   card.querySelector('.card-status').remove();
   card.querySelector('.meta').textContent =
-    `${fmtMs(r.ms)} · ${r.crops === 10 ? '10 crops' : '1 crop'} · ${r.kernels}`;
+    `${fmtMs(r.ms)} · ${r.crops === 10 ? '10 crops' : '1 crop'} · ${r.backend === 'webgpu' ? 'WebGPU' : r.kernels}`;
   card.dataset.status = 'done';
+  card.dataset.backend = r.backend;
   card.dataset.ms = String(r.ms);
   card.dataset.file = file.name;
 }

@@ -49,9 +49,10 @@ export class Classifier {
 
   // load fetches the model whose manifest.json is at base (absolute URL,
   // ending in '/'). float32Weights widens the float16 weights once at load:
-  // faster per image, twice the memory.
-  load(base, onProgress, { float32Weights = false } = {}) {
-    return this.call('load', { base, float32Weights }, { onProgress });
+  // faster per image, twice the memory. backend is 'auto' (WebGPU on a real
+  // GPU, else the CPU), 'webgpu' or 'cpu'.
+  load(base, onProgress, { float32Weights = false, backend = 'auto' } = {}) {
+    return this.call('load', { base, float32Weights, backend }, { onProgress });
   }
 
   // classify takes ownership of the ArrayBuffer (it is transferred, not copied).

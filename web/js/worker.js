@@ -31,6 +31,7 @@ const SIMD_PROBE = new Uint8Array([
 let api = null; // the Go API (see wasm/browser/main.go)
 let model = null; // the loaded Go model, or null
 let boot = null; // what start() found
+let loaded = null; // the last load's arguments (a lost GPU reloads on the CPU)
 
 function cacheKey(sha256) {
   return new URL(`residual-shard/sha256/${sha256}`, self.location.href).href;
@@ -97,7 +98,7 @@ async function runLimited(items, n, fn) {
 // load fetches the model at base (an absolute URL ending in '/') into Go.
 // A model whose cached shards fail Go's checks is fetched again from the
 // network once, after its cache entries are deleted.
-async function load({ base, float32Weights = false }, progress) {
+async function load({ base, float32Weights = false, backend = 'auto' }, progress) {
   if (!api) throw new Error('start the worker before loading a model');
   if (model) {
     await model.close();
@@ -105,7 +106,7 @@ async function load({ base, float32Weights = false }, progress) {
   }
   const t0 = performance.now();
   const manifest = new Uint8Array(await (await fetchOK(new URL('manifest.json', base))).arrayBuffer());
-  const opts = { float32Weights };
+  const opts = { float32Weights, backend };
   let attempt = await loadShards(base, manifest, true, opts, progress);
   if (attempt.error && attempt.error.name === 'ShardError' && attempt.fromCache > 0) {
     await deleteKeys(attempt.keys);
@@ -116,8 +117,11 @@ async function load({ base, float32Weights = false }, progress) {
     throw attempt.error;
   }
   model = attempt.model;
+  loaded = { base, float32Weights, backend };
   return {
     info: model.info,
+    backend: model.backend, // {backend: 'webgpu'|'cpu', adapter, reason}
+    heapBytes: model.heapBytes,
     ms: performance.now() - t0,
     bytes: attempt.bytes,
     fromCache: attempt.fromCache,
@@ -132,7 +136,7 @@ async function deleteKeys(keys) {
   if (cache) await Promise.all(keys.map((k) => cache.delete(k)));
 }
 
-async function loadShards(base, manifest, useCache, { float32Weights }, progress) {
+async function loadShards(base, manifest, useCache, { float32Weights, backend }, progress) {
   const loader = await api.newLoader(manifest);
   const shards = loader.shards;
   const total = shards.reduce((n, s) => n + s.size, 0);
@@ -204,6 +208,7 @@ async function loadShards(base, manifest, useCache, { float32Weights }, progress
     const t0 = performance.now();
     res.model = await loader.open({
       float32Weights,
+      backend,
       onProgress: (loaded, all) => progress({ phase: 'verify', loaded, total: all }),
     });
     res.openMs = performance.now() - t0;
@@ -218,8 +223,21 @@ async function loadShards(base, manifest, useCache, { float32Weights }, progress
 async function classify({ bytes, top = 5, crops = 1 }) {
   if (!model) throw new Error('no model is loaded yet');
   const t0 = performance.now();
-  const r = await model.classify(new Uint8Array(bytes), { top, crops });
-  return { top: r.top, ms: r.ms, wallMs: performance.now() - t0, kernels: boot.kernels, crops };
+  let r;
+  let fellBack = null;
+  try {
+    r = await model.classify(new Uint8Array(bytes), { top, crops });
+  } catch (err) {
+    if (err.name !== 'DeviceLostError') throw err;
+    // The GPU is gone: load the model again on the CPU (the shards come
+    // from the Cache API) and classify there.
+    await load({ ...loaded, backend: 'cpu' }, () => {});
+    fellBack = { ...model.backend, reason: err.message };
+    r = await model.classify(new Uint8Array(bytes), { top, crops });
+  }
+  return {
+    top: r.top, ms: r.ms, wallMs: performance.now() - t0, kernels: boot.kernels, crops, backend: r.backend, fellBack,
+  };
 }
 
 async function clearCache() {

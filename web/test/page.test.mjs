@@ -268,7 +268,8 @@ describe('demo page', { timeout: 20 * 60 * 1000 }, () => {
     p2.on('pageerror', (e) => pageErrors.push(e.message));
     try {
       assert.match(sub.url, /\/some\/sub\/path\/$/);
-      await p2.goto(sub.url);
+      // The test model by name: make bench-gpu puts ResNet-101/152 beside it.
+      await p2.goto(`${sub.url}?model=${encodeURIComponent(cfg.model)}`);
       await p2.waitForSelector('html[data-state="ready"]', { timeout: 180000 });
       await p2.setInputFiles('#files', photos.slice(0, 1));
       await p2.waitForSelector('[data-file] [data-class-index]', { timeout: 300000 });

@@ -49,7 +49,9 @@ export class Classifier {
   }
 
   // start loads the WebAssembly build: prefer is 'auto', 'simd' or 'scalar'.
-  start(prefer) { return this.call('start', { prefer }); }
+  // module is a WebAssembly.Module another worker compiled (boot.module), to
+  // share its code instead of compiling the build again.
+  start(prefer, module = null) { return this.call('start', { prefer, module }); }
 
   // load fetches the model whose manifest.json is at base (absolute URL,
   // ending in '/'). float32Weights widens the float16 weights once at load:
@@ -93,9 +95,10 @@ export function workerBytes(info) {
 
 // ClassifierPool runs classifications on up to `max` Classifiers. The first
 // one is started and loaded like a single Classifier; the others are
-// started on demand, when an image waits while every worker is busy, and
-// load the same model (from the Cache API: no second download). A single
-// image therefore never starts a second worker.
+// started on demand, when an image waits while every worker is busy, with
+// the first one's compiled WebAssembly.Module (V8 shares its code, tiered up
+// already) and load the same model (from the Cache API: no second
+// download). A single image therefore never starts a second worker.
 //
 // The page asks for a worker with acquire(waiting), runs one request on it
 // and gives it back with release(worker).
@@ -107,6 +110,7 @@ export class ClassifierPool {
     this.starting = 0; // workers being started
     this.waiters = []; // acquire() calls waiting for a worker
     this.prefer = 'auto';
+    this.module = null; // the first worker's WebAssembly.Module, shared with the others
     this.model = null; // {base, options} of the loaded model
     this.generation = 0; // bumped by load(): workers started before are stale
     this.nextWorkerID = 0;
@@ -121,7 +125,8 @@ export class ClassifierPool {
   async start(prefer) {
     this.prefer = prefer;
     const c = new Classifier(this.workerURL);
-    const boot = await c.start(prefer);
+    const { module, ...boot } = await c.start(prefer);
+    this.module = module;
     this.workers = [{ classifier: c, busy: false, id: this.nextWorkerID++ }];
     this.onChange?.(this);
     return boot;
@@ -204,7 +209,7 @@ export class ClassifierPool {
     this.starting++;
     const c = new Classifier(this.workerURL);
     try {
-      await c.start(this.prefer);
+      await c.start(this.prefer, this.module);
       await c.load(base, () => {}, options);
     } catch (err) {
       console.warn(`residual: could not start another classifier worker (${err.message}); going on with ${this.workers.length}`);

@@ -54,19 +54,23 @@ async function fetchOK(url) {
   return resp;
 }
 
-async function instantiate(url, imports) {
+// compile fetches and compiles a .wasm build into a WebAssembly.Module.
+async function compile(url) {
   const resp = await fetchOK(url);
   try {
-    return await WebAssembly.instantiateStreaming(resp, imports);
+    return await WebAssembly.compileStreaming(resp);
   } catch (err) {
     // Hosts that serve .wasm without application/wasm: compile from bytes.
     if (!(err instanceof TypeError)) throw err;
-    return WebAssembly.instantiate(await (await fetchOK(url)).arrayBuffer(), imports);
+    return WebAssembly.compile(await (await fetchOK(url)).arrayBuffer());
   }
 }
 
-// start loads the Go program. prefer is 'auto', 'simd' or 'scalar'.
-async function start({ prefer = 'auto' } = {}) {
+// start loads the Go program. prefer is 'auto', 'simd' or 'scalar'. module,
+// when given, is the build another worker compiled (see client.js): its
+// code, already optimized by V8's tier-up, is shared, not compiled again.
+// The result's module is the WebAssembly.Module, for other workers.
+async function start({ prefer = 'auto', module = null } = {}) {
   if (boot) return boot;
   const simd = WebAssembly.validate(SIMD_PROBE);
   if (prefer === 'simd' && !simd) {
@@ -76,7 +80,8 @@ async function start({ prefer = 'auto' } = {}) {
   const go = new Go();
   const ready = new Promise((resolve) => { self.residualReady = resolve; });
   const t0 = performance.now();
-  const { instance } = await instantiate(new URL(`../residual-${build}.wasm`, self.location.href), go.importObject);
+  module ||= await compile(new URL(`../residual-${build}.wasm`, self.location.href));
+  const instance = await WebAssembly.instantiate(module, go.importObject);
   const exited = go.run(instance).then(() => {
     throw new Error('the Go program exited; reload the page');
   });
@@ -85,7 +90,7 @@ async function start({ prefer = 'auto' } = {}) {
   delete self.residualReady;
   boot = {
     build, simd, prefer, kernels: api.kernels, goVersion: api.goVersion,
-    startMs: performance.now() - t0,
+    startMs: performance.now() - t0, module,
   };
   return boot;
 }

@@ -1,8 +1,9 @@
 //go:build ignore
 
-// gemm_wasm_gen writes gemm_wasm.s, the WebAssembly SIMD128 micro-kernels of
-// the simd build (see gemm_wasm.go). Run it with `go generate` in
-// core/kernels (GOOS and GOARCH do not matter: it only prints text).
+// gemm_wasm_gen writes gemm_wasm.s, the WebAssembly SIMD128 micro-kernels and
+// packing of the simd build's GEMM (see gemm_wasm.go), and f16_wasm.s, its
+// binary16 widening (f16_wasm.go). Run it with `go generate` in core/kernels
+// (GOOS and GOARCH do not matter: it only prints text).
 //
 // The kernels are generated, not written by hand, because they are long
 // unrolled straight-line code and the tile shape was chosen by measuring
@@ -28,14 +29,22 @@ import (
 )
 
 func main() {
-	out := flag.String("out", "gemm_wasm.s", "output file")
+	dir := flag.String("dir", ".", "output directory")
 	flag.Parse()
 	var g gen
 	g.header()
 	g.kernel("gemmKernel4x12", 4, 3, 2)
 	g.narrow("gemmKernel4x4", 4)
 	g.pack("packSliver12", 3)
-	if err := os.WriteFile(*out, g.buf.Bytes(), 0o644); err != nil {
+	write(*dir+"/gemm_wasm.s", &g)
+	var f gen
+	f.header()
+	f.widen("widenF16x8")
+	write(*dir+"/f16_wasm.s", &f)
+}
+
+func write(path string, g *gen) {
+	if err := os.WriteFile(path, g.buf.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -416,4 +425,175 @@ func (g *gen) pack(name string, nv int) {
 	g.op("End")
 	g.op("End")
 	g.op("RET")
+}
+
+// widen writes the binary16 widening:
+//
+//	func name(dst *float32, src *uint16, n int)
+//
+// dst[i] = f16to32(src[i]) for i < n, n a multiple of 8, eight values per
+// iteration (one v128.load). When all eight are normal numbers (the
+// exponent neither 0 nor 31: one i16x8 compare and all_true), each widened
+// half (i32x4.extend_*_i16x8_u) needs five operations:
+//
+//	bits = (h<<13 & 0x0fffe000) + 112<<23 | (h<<16 & 0x80000000)
+//
+// else the eight go through f16to32's full case analysis (see f16.go),
+// branch-free:
+//
+//	em       = h & 0x7fff
+//	normal   = em<<13 + 112<<23
+//	sub      = bits(float32(em) * 2^-24)               where em < 0x400
+//	special  = em<<13 | 0x7f800000 | quiet if em > 0x7c00, where em > 0x7bff
+//	result   = that | (h & 0x8000) << 16
+//
+// The slow path's constants are built where they are used (it is rare:
+// zeros and subnormal weights) to leave the fast path its registers.
+func (g *gen) widen(name string) {
+	fmt.Fprintf(&g.buf, "\n// func %s(dst *float32, src *uint16, n int)\n", name)
+	fmt.Fprintf(&g.buf, "TEXT ·%s(SB), NOSPLIT, $0-24\n", name)
+	const (
+		rDst, rSrc, rN                              = "R0", "R1", "R2"
+		vEm16, vLow16, vSpan16, vMask, vBias, vSign = 0, 1, 2, 3, 4, 5
+		vH, vX, vEm, vSh, vR                        = 9, 10, 11, 12, 13
+	)
+	splat16 := func(v, c int, doc string) {
+		g.comment("V%d: %s", v, doc)
+		g.op("I32Const $%d", c)
+		g.op("I16x8Splat")
+		g.op("Set V%d", v)
+	}
+	splat32 := func(v, c int, doc string) {
+		g.comment("V%d: %s", v, doc)
+		g.op("I32Const $%d", c)
+		g.op("I32x4Splat")
+		g.op("Set V%d", v)
+	}
+	splat16(vEm16, 0x7fff, "binary16 exponent and mantissa")
+	splat16(vLow16, 0x400, "smallest normal")
+	splat16(vSpan16, 0x7800, "normals minus the smallest: 0x400..0x7bff")
+	splat32(vMask, 0x0fffe000, "exponent and mantissa shifted by 13")
+	splat32(vBias, 112<<23, "exponent bias difference, in place")
+	splat32(vSign, -0x80000000, "float32 sign bit")
+	g.op("I64Load dst+0(FP)")
+	g.op("Set %s", rDst)
+	g.op("I64Load src+8(FP)")
+	g.op("Set %s", rSrc)
+	g.op("I64Load n+16(FP)")
+	g.op("Set %s", rN)
+	g.op("Block")
+	g.op("Loop")
+	g.op("Get %s", rN)
+	g.op("I64Eqz")
+	g.op("BrIf $1")
+	g.op("Get %s", rSrc)
+	g.op("I32WrapI64")
+	g.op("V128Load $0")
+	g.op("Set V%d", vH)
+	g.comment("all eight normal?")
+	g.op("Get V%d", vH)
+	g.op("Get V%d", vEm16)
+	g.op("V128And")
+	g.op("Get V%d", vLow16)
+	g.op("I16x8Sub")
+	g.op("Get V%d", vSpan16)
+	g.op("I16x8LtU")
+	g.op("I16x8AllTrue")
+	g.op("If")
+	for half, ext := range []string{"I32x4ExtendLowI16x8U", "I32x4ExtendHighI16x8U"} {
+		g.dstAddr(rDst, 16*half)
+		g.op("Get V%d", vH)
+		g.op(ext)
+		g.op("Set V%d", vX)
+		g.op("Get V%d", vX)
+		g.op("I32Const $13")
+		g.op("I32x4Shl")
+		g.op("Get V%d", vMask)
+		g.op("V128And")
+		g.op("Get V%d", vBias)
+		g.op("I32x4Add")
+		g.op("Get V%d", vX)
+		g.op("I32Const $16")
+		g.op("I32x4Shl")
+		g.op("Get V%d", vSign)
+		g.op("V128And")
+		g.op("V128Or")
+		g.op("V128Store $0")
+	}
+	g.op("Else")
+	for half, ext := range []string{"I32x4ExtendLowI16x8U", "I32x4ExtendHighI16x8U"} {
+		g.dstAddr(rDst, 16*half)
+		g.op("Get V%d", vH)
+		g.op(ext)
+		g.op("Set V%d", vX)
+		g.op("Get V%d", vX)
+		g.const32(0x7fff)
+		g.op("V128And")
+		g.op("Set V%d", vEm)
+		g.op("Get V%d", vEm)
+		g.op("I32Const $13")
+		g.op("I32x4Shl")
+		g.op("Set V%d", vSh)
+		// bitselect(sub, normal, em < 0x400)
+		g.op("Get V%d", vEm)
+		g.op("F32x4ConvertI32x4S")
+		g.const32(0x33800000) // 2^-24
+		g.op("F32x4Mul")
+		g.op("Get V%d", vSh)
+		g.op("Get V%d", vBias)
+		g.op("I32x4Add")
+		g.op("Get V%d", vEm)
+		g.const32(0x400)
+		g.op("I32x4LtS")
+		g.op("V128Bitselect")
+		g.op("Set V%d", vR)
+		// bitselect(special, that, em > 0x7bff)
+		g.op("Get V%d", vSh)
+		g.const32(0x7f800000)
+		g.op("V128Or")
+		g.op("Get V%d", vEm)
+		g.const32(0x7c00)
+		g.op("I32x4GtS")
+		g.const32(0x400000) // quiet NaN
+		g.op("V128And")
+		g.op("V128Or")
+		g.op("Get V%d", vR)
+		g.op("Get V%d", vEm)
+		g.const32(0x7bff)
+		g.op("I32x4GtS")
+		g.op("V128Bitselect")
+		// the sign
+		g.op("Get V%d", vX)
+		g.op("I32Const $16")
+		g.op("I32x4Shl")
+		g.op("Get V%d", vSign)
+		g.op("V128And")
+		g.op("V128Or")
+		g.op("V128Store $0")
+	}
+	g.op("End")
+	g.add(rDst, 32)
+	g.add(rSrc, 16)
+	g.add(rN, -8)
+	g.op("Br $0")
+	g.op("End")
+	g.op("End")
+	g.op("RET")
+}
+
+// dstAddr pushes the i32 address reg+off (for a V128Store, whose offset
+// operand Go's assembler drops).
+func (g *gen) dstAddr(reg string, off int) {
+	g.op("Get %s", reg)
+	if off != 0 {
+		g.op("I64Const $%d", off)
+		g.op("I64Add")
+	}
+	g.op("I32WrapI64")
+}
+
+// const32 pushes an i32x4 with c in every lane.
+func (g *gen) const32(c int) {
+	g.op("I32Const $%d", c)
+	g.op("I32x4Splat")
 }

@@ -7,7 +7,9 @@ import "simd"
 // The simd build: a blocked, packed GEMM in the style of Goto and van de
 // Geijn over the portable simd package. Vector values never cross a function
 // boundary (see the BUGs in `go doc simd`): every function below loads,
-// computes and stores within itself and passes slices.
+// computes and stores within itself and passes slices. The inner block
+// (gemmBlock), the packing of B (packB) and the micro-kernels are in
+// gemm_kernel_simd.go, and for WebAssembly in gemm_wasm.go.
 
 const impl = "simd"
 

@@ -46,7 +46,7 @@ func packSliver12(dst, src *float32, ldb, kc int)
 // kernel, which applies the epilogue in registers; partial tiles (and a
 // leaky ReLU) go through ws.tile and the vector epilogue.
 func gemmBlock(ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc int, first, last bool) {
-	const L, nr = 4, 12
+	const L, nr = 4, 12 // SIMD128: vecLen() is 4, gemmNR() 12
 	m := ic + mcur
 	groups := mcur / gemmMR
 	fused := !(last && g.act.ReLU && g.act.Slope != 0)

@@ -12,8 +12,6 @@ package kernels
 // only check the capacity), so a bad call panics in Go before any memory is
 // read or written.
 
-//go:generate go run gemm_wasm_gen.go
-
 // Flags of gemmKernel4x12.
 const (
 	wasmAccumulate = 1 << iota // C += product (else C = product)

@@ -2,8 +2,9 @@
 
 // gemm_wasm_gen writes gemm_wasm.s, the WebAssembly SIMD128 micro-kernels and
 // packing of the simd build's GEMM (see gemm_wasm.go), and f16_wasm.s, its
-// binary16 widening (f16_wasm.go). Run it with `go generate` in core/kernels
-// (GOOS and GOARCH do not matter: it only prints text).
+// binary16 widening (f16_wasm.go). Run `go generate ./core/kernels` on the
+// host (the directive is in generate.go; with GOOS=js the generator itself
+// would be built for WebAssembly).
 //
 // The kernels are generated, not written by hand, because they are long
 // unrolled straight-line code and the tile shape was chosen by measuring

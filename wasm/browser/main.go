@@ -7,7 +7,11 @@
 //
 // It only marshals: JavaScript fetches the manifest and the shards (from the
 // network or the Cache API) and streams their bytes in; package core
-// verifies each shard's sha256, builds the network and classifies. Every
+// verifies each shard's size and sha256 against the manifest, builds the
+// network and classifies. The SHA-256 itself may be computed by the browser
+// (WebCrypto, over the shard's bytes where they lie in Go's memory) and
+// handed in with loader.setSHA256: core still compares it with the manifest
+// before any byte is used (see web/README.md for the trust model). Every
 // method returns a Promise; Go errors reject it with an Error whose message
 // says what went wrong, and a panic is recovered by jsbridge and rejects that
 // one call (later calls still work).
@@ -20,6 +24,11 @@
 //	  loader.shards                  [{file, size, sha256}] in manifest order
 //	  loader.write(file, chunk)      -> Promise: appends chunk (Uint8Array) to file
 //	  loader.rewind(file)            -> Promise: forget a partial file, to refill it
+//	  loader.bytesAt(file)           -> Promise<{offset, length}>: where a complete file's
+//	                                    bytes lie in the instance's memory (they never move)
+//	  loader.setSHA256(file, digest) -> Promise: the file's SHA-256 (32 bytes), computed by
+//	                                    crypto.subtle.digest over those bytes; open then
+//	                                    compares it with the manifest instead of hashing in Go
 //	  loader.open({onProgress, float32Weights, backend}) -> Promise<model>; the loader is spent after it
 //	                                 backend: "auto" (default: WebGPU on a real GPU, else the CPU),
 //	                                 "webgpu" (also on a software adapter) or "cpu"
@@ -45,6 +54,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall/js"
+	"unsafe"
 
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/kernels"
@@ -142,6 +152,36 @@ func newLoader(manifest []byte) (*jsbridge.Object, error) {
 			return nil, err
 		}
 		return nil, fsys.Rewind(name)
+	})
+	ld.Sync("bytesAt", func(_ js.Value, args []js.Value) (any, error) {
+		if err := spent(); err != nil {
+			return nil, err
+		}
+		name, err := jsbridge.String(jsbridge.Arg(args, 0), "bytesAt: file")
+		if err != nil {
+			return nil, err
+		}
+		data, err := fsys.ReadFile(name) // the file's own bytes, no copy
+		if err != nil {
+			return nil, jsbridge.Named("ShardError", err)
+		}
+		// In js/wasm a pointer is an offset into the instance's memory,
+		// and Go's heap never moves an object; fsys keeps data alive.
+		return map[string]any{"offset": int(uintptr(unsafe.Pointer(unsafe.SliceData(data)))), "length": len(data)}, nil
+	})
+	ld.Sync("setSHA256", func(_ js.Value, args []js.Value) (any, error) {
+		if err := spent(); err != nil {
+			return nil, err
+		}
+		name, err := jsbridge.String(jsbridge.Arg(args, 0), "setSHA256: file")
+		if err != nil {
+			return nil, err
+		}
+		sum, err := jsbridge.Bytes(jsbridge.Arg(args, 1), "setSHA256: digest")
+		if err != nil {
+			return nil, err
+		}
+		return nil, fsys.SetSHA256(name, sum)
 	})
 	ld.Sync("discard", func(js.Value, []js.Value) (any, error) {
 		fsys = nil

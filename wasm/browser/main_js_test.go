@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall/js"
 	"testing"
+	"unsafe"
 
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/wasm/jsbridge"
@@ -326,7 +327,7 @@ func TestLoaderAndModelRelease(t *testing.T) {
 	mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
 	model := mustAwait(t, ld.Call("open"))
 	// The loader is spent: its methods are gone (their js.Funcs released).
-	for _, m := range []string{"write", "rewind", "open", "discard"} {
+	for _, m := range []string{"write", "rewind", "bytesAt", "setSHA256", "open", "discard"} {
 		if ld.Get(m).Type() != js.TypeUndefined {
 			t.Errorf("loader.%s survives open", m)
 		}
@@ -343,4 +344,90 @@ func TestLoaderAndModelRelease(t *testing.T) {
 	if ld2.Get("write").Type() != js.TypeUndefined {
 		t.Error("loader.write survives discard")
 	}
+}
+
+// TestDigestFromJavaScript: loader.bytesAt shows where a shard's bytes lie
+// (JavaScript hashes them there with WebCrypto) and loader.setSHA256 hands
+// the digest in; open compares it with the manifest instead of hashing.
+func TestDigestFromJavaScript(t *testing.T) {
+	api := newAPI()
+	tm := newTinyModel(t)
+	good := sha256.Sum256(tm.shard)
+	newFilled := func(shard []byte) js.Value {
+		ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+		mustAwait(t, ld.Call("write", "shard-000.bin", u8(shard)))
+		return ld
+	}
+
+	t.Run("bytesAt", func(t *testing.T) {
+		ld := newFilled(tm.shard)
+		defer ld.Call("discard")
+		at := mustAwait(t, ld.Call("bytesAt", "shard-000.bin"))
+		off, n := at.Get("offset").Int(), at.Get("length").Int()
+		if n != len(tm.shard) || off <= 0 {
+			t.Fatalf("bytesAt = {offset: %d, length: %d}", off, n)
+		}
+		// In js/wasm a pointer is an offset into the instance's memory.
+		got := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), off)), n)
+		if !bytes.Equal(got, tm.shard) {
+			t.Fatal("the bytes at bytesAt's offset are not the shard")
+		}
+	})
+
+	tests := []struct {
+		name     string
+		shard    []byte
+		digest   []byte
+		wantName string
+		wantMsg  string
+	}{
+		{"right digest", tm.shard, good[:], "", ""},
+		{"wrong digest", tm.shard, bytes.Repeat([]byte{7}, 32), "ShardError", "sha256"},
+		{"short digest", tm.shard, good[:31], "Error", "32"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ld := newFilled(tt.shard)
+			_, name, msg := await(t, ld.Call("setSHA256", "shard-000.bin", u8(tt.digest)))
+			if name == "" {
+				var model js.Value
+				model, name, msg = await(t, ld.Call("open"))
+				if name == "" {
+					defer model.Call("close")
+					r := mustAwait(t, model.Call("classify", u8(pngOf(t, color.RGBA{255, 0, 0, 255}))))
+					if r.Get("top").Index(0).Get("index").Int() != 1 {
+						t.Error("a model opened with a digest from JavaScript classifies differently")
+					}
+				}
+			} else {
+				ld.Call("discard")
+			}
+			if name != tt.wantName || !strings.Contains(msg, tt.wantMsg) {
+				t.Fatalf("got %s: %q, want %s containing %q", name, msg, tt.wantName, tt.wantMsg)
+			}
+		})
+	}
+
+	t.Run("incomplete", func(t *testing.T) {
+		ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+		defer ld.Call("discard")
+		mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard[:10])))
+		for _, call := range []js.Value{ld.Call("bytesAt", "shard-000.bin"), ld.Call("setSHA256", "shard-000.bin", u8(good[:]))} {
+			if _, name, msg := await(t, call); name == "" || !strings.Contains(msg, "only 10 of its 128 bytes") {
+				t.Errorf("on a partial shard: %s: %q", name, msg)
+			}
+		}
+	})
+
+	t.Run("rewind forgets the digest", func(t *testing.T) {
+		bad := bytes.Clone(tm.shard)
+		bad[5] ^= 1
+		ld := newFilled(tm.shard)
+		mustAwait(t, ld.Call("setSHA256", "shard-000.bin", u8(good[:])))
+		mustAwait(t, ld.Call("rewind", "shard-000.bin"))
+		mustAwait(t, ld.Call("write", "shard-000.bin", u8(bad)))
+		if _, name, msg := await(t, ld.Call("open")); name != "ShardError" || !strings.Contains(msg, "sha256") {
+			t.Fatalf("tampered bytes after a rewind: %s: %q, want a ShardError (Go hashes them)", name, msg)
+		}
+	})
 }

@@ -19,23 +19,25 @@ WASM_TEST_PKGS = ./core/... ./wasm/...
 MODEL ?= resnet50
 
 .PHONY: help deps test check build vet fmt-check tidy-check test-go test-scalar test-wasm fuzz \
-        golden bench weights synthetic synthetic101 synthetic152 demo clean
+        golden bench weights synthetic demo clean
 
 help:
 	@echo "make demo       official ResNet-50 if downloadable, else a synthetic one; build and serve the page"
-	@echo "make test       every test: Go (simd, scalar, wasm), fuzz smoke, browser, worker (runs make deps first)"
+	@echo "make test       every test: Go (simd, scalar, wasm), fuzz smoke, browser, worker, WebGPU (runs make deps first)"
 	@echo "make deps       check the Debian packages the tests need; as root, install the missing ones"
 	@echo "make golden     recompute the float64 reference outputs the e2e tests compare with (e2e/testdata/golden)"
 	@echo "make check      build for host and js/wasm, vet, gofmt, go mod tidy, then make test"
 	@echo "make bench      benchmark table (latency, GFLOP/s, memory, converter throughput)"
 	@echo "make weights    download + verify + convert the official ResNet-50 into weights/resnet50"
-	@echo "make synthetic  generate a random-weight ResNet-50 (real Caffe format) into weights/resnet50-synthetic"
-	@echo "make synthetic101 | synthetic152   the same for ResNet-101 and -152"
+	@echo "make synthetic  generate a random-weight ResNet-50 (real Caffe format) into weights/resnet50"
+	@echo "make synthetic-all  also ResNet-101 and -152 (weights/resnet{101,152}-synthetic)"
+	@echo "make webgpu-test  the WebGPU backend's tests in node with Dawn (SwiftShader without a GPU)"
+	@echo "make bench-gpu  ResNet-50/101/152 per-image time through the WebGPU backend, adapter named"
 	@echo "make web | serve | worker-dev | deploy   see README.md"
 
 ## ---- tests -----------------------------------------------------------------
 
-test: deps test-go test-scalar test-wasm fuzz web-test worker-test
+test: deps test-go test-scalar test-wasm fuzz web-test worker-test webgpu-test
 
 # The system packages the tests need (chromium, libonnx-testdata, node, npm, a
 # Go that can fetch go1.27.3): tools/deps.sh installs the missing ones when run
@@ -111,24 +113,18 @@ weights:
 
 # A ResNet-50 with seeded random weights, written in the real Caffe format and
 # converted like the official one. Its predictions are meaningless.
-# synthetic101 and synthetic152 do the same for ResNet-101 and -152 (the
-# worker's stage tests use them; 89 and 120 MB of shards).
 synthetic: weights/resnet50-synthetic/manifest.json
-synthetic101: weights/resnet101-synthetic/manifest.json
-synthetic152: weights/resnet152-synthetic/manifest.json
 
-# The .caffemodel (float32, twice the shards' size) is removed once converted.
-weights/resnet%-synthetic/manifest.json:
+weights/resnet50-synthetic/manifest.json:
 	mkdir -p weights/downloads
-	$(GO) run ./tools/convert/caffe/fixture/cmd/gencaffe -prototxt weights/prototxt/ResNet-$*-deploy.prototxt \
-	  -seed 1 -out weights/downloads/ResNet-$*-synthetic.caffemodel \
-	  -mean weights/downloads/ResNet-$*-synthetic-mean.binaryproto
-	$(GO) run ./tools/convert -force -synthetic -name "ResNet-$* (synthetic)" \
-	  -caffemodel weights/downloads/ResNet-$*-synthetic.caffemodel \
-	  -mean weights/downloads/ResNet-$*-synthetic-mean.binaryproto \
-	  -prototxt weights/prototxt/ResNet-$*-deploy.prototxt -labels weights/synset_words.txt \
-	  -out weights/resnet$*-synthetic
-	rm -f weights/downloads/ResNet-$*-synthetic.caffemodel
+	$(GO) run ./tools/convert/caffe/fixture/cmd/gencaffe -prototxt weights/prototxt/ResNet-50-deploy.prototxt \
+	  -seed 1 -out weights/downloads/ResNet-50-synthetic.caffemodel \
+	  -mean weights/downloads/ResNet-50-synthetic-mean.binaryproto
+	$(GO) run ./tools/convert -force -synthetic -name "ResNet-50 (synthetic)" \
+	  -caffemodel weights/downloads/ResNet-50-synthetic.caffemodel \
+	  -mean weights/downloads/ResNet-50-synthetic-mean.binaryproto \
+	  -prototxt weights/prototxt/ResNet-50-deploy.prototxt -labels weights/synset_words.txt \
+	  -out weights/resnet50-synthetic
 
 demo:
 	@if $(MAKE) --no-print-directory weights; then :; else \
@@ -142,3 +138,4 @@ clean:
 
 -include web/web.mk
 -include wasm/worker/worker.mk
+-include wasm/webgpu/webgpu.mk

@@ -7,7 +7,11 @@
 //
 // It only marshals: JavaScript fetches the manifest and the shards (from the
 // network or the Cache API) and streams their bytes in; package core
-// verifies each shard's sha256, builds the network and classifies. Every
+// verifies each shard's size and sha256 against the manifest, builds the
+// network and classifies. The SHA-256 itself may be computed by the browser
+// (WebCrypto, over the shard's bytes where they lie in Go's memory) and
+// handed in with loader.setSHA256: core still compares it with the manifest
+// before any byte is used (see web/README.md for the trust model). Every
 // method returns a Promise; Go errors reject it with an Error whose message
 // says what went wrong, and a panic is recovered by jsbridge and rejects that
 // one call (later calls still work).
@@ -20,29 +24,44 @@
 //	  loader.shards                  [{file, size, sha256}] in manifest order
 //	  loader.write(file, chunk)      -> Promise: appends chunk (Uint8Array) to file
 //	  loader.rewind(file)            -> Promise: forget a partial file, to refill it
-//	  loader.open({onProgress, float32Weights}) -> Promise<model>; the loader is spent after it
+//	  loader.bytesAt(file)           -> Promise<{offset, length}>: where a complete file's
+//	                                    bytes lie in the instance's memory (they never move)
+//	  loader.setSHA256(file, digest) -> Promise: the file's SHA-256 (32 bytes), computed by
+//	                                    crypto.subtle.digest over those bytes; open then
+//	                                    compares it with the manifest instead of hashing in Go
+//	  loader.open({onProgress, float32Weights, backend}) -> Promise<model>; the loader is spent after it
+//	                                 backend: "auto" (default: WebGPU on a real GPU, else the CPU),
+//	                                 "webgpu" (also on a software adapter) or "cpu"
 //	  loader.discard()               -> Promise: drop the bytes received so far
 //	  model.info                     core.Info as an object (model, synthetic, kernels, ...)
-//	  model.classify(bytes, {top, crops}) -> Promise<{top: [{index, label, prob}], ms}>
+//	  model.backend                  {backend: "webgpu"|"cpu", adapter, reason}: what runs the
+//	                                 network, on which GPU adapter, and why the CPU when it is
+//	  model.heapBytes                the Go heap in use after the load (shards released or not)
+//	  model.classify(bytes, {top, crops}) -> Promise<{top: [{index, label, prob}], ms, backend}>
 //	  model.close()                  -> Promise: free the model and its methods
 //
 // Rejections carry a name JavaScript can branch on: "ImageError" for an
 // image that cannot be decoded, "ShardError" for shard bytes that do not
 // match the manifest (size or sha256: fetch them again), "FormatError" for a
-// manifest this build cannot read, "PanicError" for a bug, "Error" otherwise.
+// manifest this build cannot read, "DeviceLostError" when the GPU device was
+// lost (load the model again: the ladder then picks the CPU), "PanicError"
+// for a bug, "Error" otherwise.
 package main
 
 import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"syscall/js"
+	"unsafe"
 
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/kernels"
 	"github.com/residual-go/residual/core/preprocess"
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/wasm/jsbridge"
+	"github.com/residual-go/residual/wasm/webgpu"
 )
 
 func main() {
@@ -134,6 +153,36 @@ func newLoader(manifest []byte) (*jsbridge.Object, error) {
 		}
 		return nil, fsys.Rewind(name)
 	})
+	ld.Sync("bytesAt", func(_ js.Value, args []js.Value) (any, error) {
+		if err := spent(); err != nil {
+			return nil, err
+		}
+		name, err := jsbridge.String(jsbridge.Arg(args, 0), "bytesAt: file")
+		if err != nil {
+			return nil, err
+		}
+		data, err := fsys.ReadFile(name) // the file's own bytes, no copy
+		if err != nil {
+			return nil, jsbridge.Named("ShardError", err)
+		}
+		// In js/wasm a pointer is an offset into the instance's memory,
+		// and Go's heap never moves an object; fsys keeps data alive.
+		return map[string]any{"offset": int(uintptr(unsafe.Pointer(unsafe.SliceData(data)))), "length": len(data)}, nil
+	})
+	ld.Sync("setSHA256", func(_ js.Value, args []js.Value) (any, error) {
+		if err := spent(); err != nil {
+			return nil, err
+		}
+		name, err := jsbridge.String(jsbridge.Arg(args, 0), "setSHA256: file")
+		if err != nil {
+			return nil, err
+		}
+		sum, err := jsbridge.Bytes(jsbridge.Arg(args, 1), "setSHA256: digest")
+		if err != nil {
+			return nil, err
+		}
+		return nil, fsys.SetSHA256(name, sum)
+	})
 	ld.Sync("discard", func(js.Value, []js.Value) (any, error) {
 		fsys = nil
 		ld.Release()
@@ -144,21 +193,38 @@ func newLoader(manifest []byte) (*jsbridge.Object, error) {
 			return nil, err
 		}
 		opts := core.Options{}
+		mode := webgpu.ModeAuto
 		if o := jsbridge.Arg(args, 0); o.Type() == js.TypeObject {
 			if cb := o.Get("onProgress"); cb.Type() == js.TypeFunction {
 				opts.Progress = func(done, total int64) { cb.Invoke(done, total) }
 			}
 			opts.Float32Weights = o.Get("float32Weights").Truthy()
+			if b := o.Get("backend"); b.Type() == js.TypeString {
+				mode = b.String()
+			}
+		}
+		switch mode {
+		case webgpu.ModeAuto, webgpu.ModeWebGPU, webgpu.ModeCPU:
+		default:
+			return nil, fmt.Errorf("open: backend %q: use \"auto\", \"webgpu\" or \"cpu\"", mode)
+		}
+		var choice webgpu.Choice
+		opts.Backend = func(p *core.Program, w *weights.Weights, o core.Options) (core.Backend, error) {
+			// The page classifies one crop or ten: plan both at load.
+			b, c, err := webgpu.Select(p, w, o, webgpu.SelectOptions{Mode: mode, Backend: webgpu.Options{Batches: []int{10}}})
+			choice = c
+			return b, err
 		}
 		src := fsys
 		fsys = nil // the loader is spent: core owns the shard bytes now
 		ld.Release()
 		return func() (any, error) {
 			m, err := core.Open(src, opts)
+			src = nil // core holds the shard bytes it still needs (none once they are on the GPU)
 			if err != nil {
 				return nil, classifyError(err)
 			}
-			return newModel(m), nil
+			return newModel(m, choice), nil
 		}, nil
 	})
 	return ld, nil
@@ -180,6 +246,8 @@ func classifyError(err error) error {
 		return jsbridge.Named("ShardError", err)
 	case errors.As(err, &form):
 		return jsbridge.Named("FormatError", err)
+	case errors.As(err, new(*webgpu.DeviceLostError)):
+		return jsbridge.Named("DeviceLostError", err)
 	}
 	return err
 }
@@ -188,10 +256,21 @@ func classifyError(err error) error {
 type classifyResult struct {
 	Top []core.Prediction `json:"top"`
 	MS  float64           `json:"ms"` // core's own timing: decode, preprocessing and the network
+	// Backend is "webgpu" or "cpu": what ran the network.
+	Backend string `json:"backend"`
+}
+
+// heapInUse is the Go heap in use once garbage is collected.
+func heapInUse() uint64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 // newModel wraps a loaded model for JavaScript.
-func newModel(m *core.Model) *jsbridge.Object {
+func newModel(m *core.Model, choice webgpu.Choice) *jsbridge.Object {
 	info := m.Info()
 	obj := jsbridge.NewObject()
 	infoJS, err := jsbridge.ValueOf(info)
@@ -199,6 +278,12 @@ func newModel(m *core.Model) *jsbridge.Object {
 		panic(err)
 	}
 	obj.Set("info", infoJS)
+	backendJS, err := jsbridge.ValueOf(choice)
+	if err != nil {
+		panic(err)
+	}
+	obj.Set("backend", backendJS)
+	obj.Set("heapBytes", heapInUse())
 	obj.Prepared("classify", func(_ js.Value, args []js.Value) (func() (any, error), error) {
 		data, err := jsbridge.Bytes(jsbridge.Arg(args, 0), "classify: image bytes")
 		if err != nil {
@@ -218,7 +303,7 @@ func newModel(m *core.Model) *jsbridge.Object {
 			if err != nil {
 				return nil, classifyError(err)
 			}
-			return classifyResult{Top: res.Top, MS: float64(res.Elapsed.Microseconds()) / 1000}, nil
+			return classifyResult{Top: res.Top, MS: float64(res.Elapsed.Microseconds()) / 1000, Backend: choice.Backend}, nil
 		}, nil
 	})
 	obj.Sync("close", func(js.Value, []js.Value) (any, error) {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall/js"
 	"testing"
+	"unsafe"
 
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/wasm/jsbridge"
@@ -104,6 +105,12 @@ func await(t *testing.T, p js.Value) (v js.Value, name, msg string) {
 	return v, "", ""
 }
 
+// navigatorGPU says whether this node has WebGPU (Dawn preloaded).
+func navigatorGPU() bool {
+	nav := js.Global().Get("navigator")
+	return nav.Type() == js.TypeObject && nav.Get("gpu").Type() == js.TypeObject
+}
+
 func mustAwait(t *testing.T, p js.Value) js.Value {
 	t.Helper()
 	v, name, msg := await(t, p)
@@ -165,6 +172,17 @@ func testLoadAndClassify(t *testing.T, weightMode string, f32 bool) {
 	if k := info.Get("kernels").String(); k != api.Get("kernels").String() {
 		t.Errorf("info.kernels %q differs from api.kernels %q", k, api.Get("kernels").String())
 	}
+	// No navigator.gpu in node without Dawn: the automatic choice is the
+	// CPU, with the reason.
+	be := model.Get("backend")
+	if navigatorGPU() {
+		t.Logf("navigator.gpu is present: model.backend = %s", js.Global().Get("JSON").Call("stringify", be))
+	} else if be.Get("backend").String() != "cpu" || !strings.Contains(be.Get("reason").String(), "navigator.gpu") {
+		t.Errorf("model.backend = %s", js.Global().Get("JSON").Call("stringify", be))
+	}
+	if h := model.Get("heapBytes"); h.Type() != js.TypeNumber || h.Float() <= 0 {
+		t.Errorf("model.heapBytes = %v", h)
+	}
 
 	// By hand: a pure red 2x2 image is B=0, G=0, R=255 in BGR planes, so
 	// logit0 = b0 and logit1 = 4*255*w.
@@ -200,6 +218,9 @@ func testLoadAndClassify(t *testing.T, weightMode string, f32 bool) {
 			}
 			if ms := r.Get("ms"); ms.Type() != js.TypeNumber || ms.Float() < 0 {
 				t.Errorf("ms = %v", ms)
+			}
+			if b := r.Get("backend").String(); b != model.Get("backend").Get("backend").String() {
+				t.Errorf("classify ran on %q, the model on %q", b, model.Get("backend").Get("backend").String())
 			}
 		})
 	}
@@ -256,6 +277,17 @@ func TestErrors(t *testing.T) {
 			mustAwait(t, ld.Call("write", "shard-000.bin", u8(bad)))
 			return ld.Call("open")
 		}, "ShardError", "sha256"},
+		{"unknown backend", func() js.Value {
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			defer ld.Call("discard")
+			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
+			return ld.Call("open", opts("backend", "cuda"))
+		}, "Error", `backend "cuda": use "auto", "webgpu" or "cpu"`},
+		{"cpu backend", func() js.Value {
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
+			return ld.Call("open", opts("backend", "cpu"))
+		}, "", ""},
 		{"rewind then refill", func() js.Value {
 			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
 			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard[:60])))
@@ -295,7 +327,7 @@ func TestLoaderAndModelRelease(t *testing.T) {
 	mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
 	model := mustAwait(t, ld.Call("open"))
 	// The loader is spent: its methods are gone (their js.Funcs released).
-	for _, m := range []string{"write", "rewind", "open", "discard"} {
+	for _, m := range []string{"write", "rewind", "bytesAt", "setSHA256", "open", "discard"} {
 		if ld.Get(m).Type() != js.TypeUndefined {
 			t.Errorf("loader.%s survives open", m)
 		}
@@ -312,4 +344,90 @@ func TestLoaderAndModelRelease(t *testing.T) {
 	if ld2.Get("write").Type() != js.TypeUndefined {
 		t.Error("loader.write survives discard")
 	}
+}
+
+// TestDigestFromJavaScript: loader.bytesAt shows where a shard's bytes lie
+// (JavaScript hashes them there with WebCrypto) and loader.setSHA256 hands
+// the digest in; open compares it with the manifest instead of hashing.
+func TestDigestFromJavaScript(t *testing.T) {
+	api := newAPI()
+	tm := newTinyModel(t)
+	good := sha256.Sum256(tm.shard)
+	newFilled := func(shard []byte) js.Value {
+		ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+		mustAwait(t, ld.Call("write", "shard-000.bin", u8(shard)))
+		return ld
+	}
+
+	t.Run("bytesAt", func(t *testing.T) {
+		ld := newFilled(tm.shard)
+		defer ld.Call("discard")
+		at := mustAwait(t, ld.Call("bytesAt", "shard-000.bin"))
+		off, n := at.Get("offset").Int(), at.Get("length").Int()
+		if n != len(tm.shard) || off <= 0 {
+			t.Fatalf("bytesAt = {offset: %d, length: %d}", off, n)
+		}
+		// In js/wasm a pointer is an offset into the instance's memory.
+		got := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), off)), n)
+		if !bytes.Equal(got, tm.shard) {
+			t.Fatal("the bytes at bytesAt's offset are not the shard")
+		}
+	})
+
+	tests := []struct {
+		name     string
+		shard    []byte
+		digest   []byte
+		wantName string
+		wantMsg  string
+	}{
+		{"right digest", tm.shard, good[:], "", ""},
+		{"wrong digest", tm.shard, bytes.Repeat([]byte{7}, 32), "ShardError", "sha256"},
+		{"short digest", tm.shard, good[:31], "Error", "32"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ld := newFilled(tt.shard)
+			_, name, msg := await(t, ld.Call("setSHA256", "shard-000.bin", u8(tt.digest)))
+			if name == "" {
+				var model js.Value
+				model, name, msg = await(t, ld.Call("open"))
+				if name == "" {
+					defer model.Call("close")
+					r := mustAwait(t, model.Call("classify", u8(pngOf(t, color.RGBA{255, 0, 0, 255}))))
+					if r.Get("top").Index(0).Get("index").Int() != 1 {
+						t.Error("a model opened with a digest from JavaScript classifies differently")
+					}
+				}
+			} else {
+				ld.Call("discard")
+			}
+			if name != tt.wantName || !strings.Contains(msg, tt.wantMsg) {
+				t.Fatalf("got %s: %q, want %s containing %q", name, msg, tt.wantName, tt.wantMsg)
+			}
+		})
+	}
+
+	t.Run("incomplete", func(t *testing.T) {
+		ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+		defer ld.Call("discard")
+		mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard[:10])))
+		for _, call := range []js.Value{ld.Call("bytesAt", "shard-000.bin"), ld.Call("setSHA256", "shard-000.bin", u8(good[:]))} {
+			if _, name, msg := await(t, call); name == "" || !strings.Contains(msg, "only 10 of its 128 bytes") {
+				t.Errorf("on a partial shard: %s: %q", name, msg)
+			}
+		}
+	})
+
+	t.Run("rewind forgets the digest", func(t *testing.T) {
+		bad := bytes.Clone(tm.shard)
+		bad[5] ^= 1
+		ld := newFilled(tm.shard)
+		mustAwait(t, ld.Call("setSHA256", "shard-000.bin", u8(good[:])))
+		mustAwait(t, ld.Call("rewind", "shard-000.bin"))
+		mustAwait(t, ld.Call("write", "shard-000.bin", u8(bad)))
+		if _, name, msg := await(t, ld.Call("open")); name != "ShardError" || !strings.Contains(msg, "sha256") {
+			t.Fatalf("tampered bytes after a rewind: %s: %q, want a ShardError (Go hashes them)", name, msg)
+		}
+	})
 }

@@ -418,7 +418,7 @@ func TestStageEstimateBoundsCore(t *testing.T) {
 }
 
 // TestPlanOfficialShapes: with the default budget the generated ResNet-50,
-// -101 and -152 (make synthetic, synthetic101, synthetic152: the official
+// -101 and -152 (make synthetic-all: the official
 // graphs) split into 2, 2 and 3 stages, each within the budget; and a
 // budget below what some stretch between two cuts needs is refused with
 // the arithmetic.
@@ -459,7 +459,7 @@ func TestPlanOfficialShapes(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Skip("no generated ResNet under weights/ (make synthetic synthetic101 synthetic152)")
+		t.Skip("no generated ResNet under weights/ (make synthetic-all)")
 	}
 }
 
@@ -557,7 +557,7 @@ func TestConfigGenerator(t *testing.T) {
 // the tensor, calls the next handler and decodes its answer): the
 // difference is what splitting costs besides the Service Binding itself.
 // go test -run '^$' -bench Pipeline -benchtime 5x ./wasm/worker (needs make
-// synthetic synthetic101 synthetic152).
+// synthetic-all).
 func BenchmarkPipeline(b *testing.B) {
 	img, err := os.ReadFile("../../testdata/photos/video-001.jpeg")
 	if err != nil {

@@ -65,16 +65,17 @@ export async function startServer({ logFile, prefix = '/' } = {}) {
   };
 }
 
-// launch starts headless Chromium with a fresh profile.
-export async function launch(viewport = { width: 1280, height: 900 }) {
+// launch starts headless Chromium with a fresh profile. webgpu turns WebGPU
+// on (Chromium's SwiftShader adapter where there is no GPU).
+export async function launch(viewport = { width: 1280, height: 900 }, { webgpu = false } = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'residual-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: cfg.chromium,
     headless: true,
     viewport,
     args: [
-      '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
+      '--no-sandbox', webgpu ? '--enable-unsafe-webgpu' : '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
     ],
   });
   return {

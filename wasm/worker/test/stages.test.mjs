@@ -1,4 +1,4 @@
-// ResNet-101 and ResNet-152 (generated: make synthetic101 synthetic152) on
+// ResNet-101 and ResNet-152 (generated: make synthetic-all) on
 // the local Cloudflare runtime, each split by the configuration generator
 // into stage Workers joined by Service Bindings and run by one wrangler dev
 // with a -c per stage. Real photos through the front give tools/classify's
@@ -82,7 +82,7 @@ for (const m of [
     let w, plan, ref;
 
     before(async () => {
-      assert.ok(existsSync(path.join(modelDir, "manifest.json")), `${modelDir} is missing: make synthetic101 synthetic152`);
+      assert.ok(existsSync(path.join(modelDir, "manifest.json")), `${modelDir} is missing: make synthetic-all`);
       plan = generate(tool, {
         model: modelDir, out: confDir, entry,
         apiToken: m.access ? TOKEN : "", origins: m.access ? ORIGIN : "",

@@ -15,7 +15,7 @@ const assetsSource = path.resolve(workerDir, process.env.RESIDUAL_ASSETS || "../
 const entry = path.resolve(workerDir, process.env.RESIDUAL_ENTRY || "../../dist/worker/worker.mjs");
 const weightsDir = path.resolve(workerDir, process.env.RESIDUAL_WEIGHTS || "../../weights");
 
-// A site with the page and ResNet-152's manifest (make synthetic152) but
+// A site with the page and ResNet-152's manifest (make synthetic-all) but
 // none of its shards: configured as one Worker, the model (120 MB of
 // float16 weights) does not fit an isolate, and the worker must refuse it
 // from the manifest alone, before fetching any shard.

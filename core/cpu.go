@@ -245,18 +245,14 @@ func (c *CPU) Close() {
 }
 
 // Run implements Backend: the images of the batch one after another. It
-// allocates only when n is larger than every batch before.
+// allocates only when n is larger than every batch before (see Grow).
 func (c *CPU) Run(input []float32, n int) (Output, error) {
-	in, out := len(c.input), len(c.output)
+	in := len(c.input)
 	if n < 1 || len(input) != n*in {
 		return Output{}, fmt.Errorf("core: input has %d values, a batch of %d takes %d", len(input), n, n*in)
 	}
-	if len(c.outs) < n*out {
-		c.outs = make([]float32, n*out)
-		for t := range c.taps {
-			c.tapOuts[t] = make([]float32, n*len(c.taps[t]))
-		}
-	}
+	c.Grow(n)
+	out := len(c.output)
 	for i := range n {
 		copy(c.input, input[i*in:(i+1)*in])
 		for j := range c.steps {
@@ -275,6 +271,19 @@ func (c *CPU) Run(input []float32, n int) (Output, error) {
 		}
 	}
 	return res, nil
+}
+
+// Grow allocates now the results of a batch of n (the output and the taps
+// of every image), which Run otherwise allocates on the first batch that
+// large: a memory-limited caller places them with the rest of its resident
+// memory, not in the middle of a request.
+func (c *CPU) Grow(n int) {
+	if out := len(c.output); len(c.outs) < n*out {
+		c.outs = make([]float32, n*out)
+		for t := range c.taps {
+			c.tapOuts[t] = make([]float32, n*len(c.taps[t]))
+		}
+	}
 }
 
 func (c *CPU) exec(s *step) {

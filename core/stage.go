@@ -41,6 +41,11 @@ type StageOptions struct {
 	// Progress, if set, is called while the slice's shards are read and
 	// verified.
 	Progress func(done, total int64)
+	// MaxBatch, if positive, allocates at once what a batch of that many
+	// crops needs (the front's preprocessed crops, the outputs and taps),
+	// rather than on the first batch that large, so that a memory-limited
+	// caller holds it with the weights from the start.
+	MaxBatch int
 }
 
 // Boundary is the value that crosses into or out of a stage.
@@ -167,6 +172,12 @@ func OpenStage(fsys fs.FS, o StageOptions) (_ *Stage, err error) {
 	s.backend, err = NewCPU(s.prog, s.w, CPUOptions{Threads: o.Threads})
 	if err != nil {
 		return nil, err
+	}
+	if o.MaxBatch > 0 {
+		s.backend.Grow(o.MaxBatch)
+		if s.info.Front {
+			s.batch = make([]float32, o.MaxBatch*s.prog.InputSize())
+		}
 	}
 	bi := s.backend.Describe()
 	in, out := s.prog.Values[s.prog.Input], s.prog.Values[s.prog.Output]

@@ -92,7 +92,7 @@ func TestStagesEqualModel(t *testing.T) {
 			cam := split[len(split)-1].First <= pool
 			for k, r := range split {
 				ofs := &openFS{FS: fsys, opened: map[string]int{}}
-				s, err := core.OpenStage(ofs, core.StageOptions{First: r.First, End: r.End, Threads: 1, CAM: cam})
+				s, err := core.OpenStage(ofs, core.StageOptions{First: r.First, End: r.End, Threads: 1, CAM: cam, MaxBatch: 10 * (k % 2)})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -100,7 +100,8 @@ type slice struct {
 // loaded is a loaded stage and what the handler needs to know of it.
 type loaded struct {
 	stage  *core.Stage
-	digest [32]byte // sha256 of manifest.json
+	digest [32]byte  // sha256 of manifest.json
+	in     []float32 // a stage's received tensor (guarded by Server.work)
 }
 
 // loader loads the stage once and shares it: concurrent first callers wait
@@ -242,7 +243,7 @@ func (l *loader) load(ctx context.Context) (model *loaded, est *StageEstimate, e
 		return nil, est, &TooBigError{Name: l.name, Slice: sl, Ops: len(m.Ops), Estimate: e, Budget: l.budget}
 	}
 	st, err := core.OpenStage(&sourceFS{ctx: ctx, src: l.src, manifest: raw}, core.StageOptions{
-		First: sl.First, End: sl.End, Threads: 1, MaxPixels: l.maxPixels, CAM: maps})
+		First: sl.First, End: sl.End, Threads: 1, MaxPixels: l.maxPixels, CAM: maps, MaxBatch: maxBatch})
 	if err != nil {
 		return nil, est, &LoadError{Name: l.name, Err: err}
 	}
@@ -250,7 +251,13 @@ func (l *loader) load(ctx context.Context) (model *loaded, est *StageEstimate, e
 	l.mu.Lock()
 	l.fetchDur = fetched
 	l.mu.Unlock()
-	return &loaded{stage: st, digest: digestOf(raw)}, est, nil
+	ld := &loaded{stage: st, digest: digestOf(raw)}
+	if sl.First > 0 {
+		// The tensors this stage receives, for the largest batch: resident
+		// from the start, like the rest of the estimate.
+		ld.in = make([]float32, maxBatch*st.Program().InputSize())
+	}
+	return ld, est, nil
 }
 
 // status is a snapshot for /healthz.

@@ -268,7 +268,7 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	in := s.inputBuffer(h.valueCount())
+	in := ld.input(h.valueCount())
 	if err := readTensorValues(body, &h, in, nil); err != nil {
 		var te *TensorError
 		if errors.As(err, &te) {
@@ -342,13 +342,13 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-// inputBuffer returns a buffer of n floats for a received tensor, reused
-// across requests (grown to the largest batch seen).
-func (s *Server) inputBuffer(n int) []float32 {
-	if cap(s.in) < n {
-		s.in = make([]float32, n)
+// input returns a buffer of n floats for a received tensor, reused across
+// requests (allocated at load for the largest batch).
+func (ld *loaded) input(n int) []float32 {
+	if cap(ld.in) < n {
+		ld.in = make([]float32, n)
 	}
-	return s.in[:n]
+	return ld.in[:n]
 }
 
 // msRound rounds a duration to 0.1 ms.

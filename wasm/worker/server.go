@@ -75,7 +75,6 @@ type Server struct {
 	// body is read: core runs one inference at a time anyway (and js/wasm
 	// has one thread), and the memory check of a request assumes it is alone.
 	work chan struct{}
-	in   []float32 // a stage's received tensor (guarded by work)
 
 	mu       sync.Mutex
 	requests int64 // requests answered 200 (classify, or stage)

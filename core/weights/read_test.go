@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"strings"
@@ -405,5 +406,61 @@ func TestMisalignedStorage(t *testing.T) {
 	}
 	if m, w := got.F32("mean"), want.F32("mean"); len(m) != len(w) || m[17] != w[17] {
 		t.Error("float32 view differs")
+	}
+}
+
+// TestShapeRules checks conv and pool ops whose out_shape is given (as the
+// converter writes it) against Caffe's rules (core/shape): the right shape
+// is accepted and one off is refused. The first rows are issue 8's pooling
+// with padding on one axis only, which Caffe's "either pad" rule governs.
+func TestShapeRules(t *testing.T) {
+	pool := func(round string, k, s, p [2]int) weights.Op {
+		return weights.Op{Type: weights.OpPool, Inputs: []string{"data"}, Output: "out", Pool: "max", RoundMode: round,
+			Kernel: k, Stride: s, Pad: p}
+	}
+	for _, tc := range []struct {
+		name    string
+		c, h, w int
+		op      weights.Op
+		want    [3]int
+	}{
+		{"pool pad_h only", 3, 6, 6, pool("ceil", [2]int{2, 1}, [2]int{1, 3}, [2]int{1, 0}), [3]int{3, 7, 2}},
+		{"pool pad_w only", 3, 6, 6, pool("ceil", [2]int{1, 2}, [2]int{3, 1}, [2]int{0, 1}), [3]int{3, 2, 7}},
+		{"pool no pad keeps a window past the input", 3, 6, 6, pool("ceil", [2]int{2, 1}, [2]int{1, 3}, [2]int{0, 0}), [3]int{3, 5, 3}},
+		{"pool ceil with pad drops", 1, 5, 5, pool("ceil", [2]int{2, 2}, [2]int{2, 2}, [2]int{1, 1}), [3]int{1, 3, 3}},
+		{"pool floor with pad", 1, 10, 10, pool("floor", [2]int{3, 3}, [2]int{2, 2}, [2]int{1, 1}), [3]int{1, 5, 5}},
+		{"pool asymmetric pads", 1, 13, 11, pool("ceil", [2]int{5, 4}, [2]int{3, 3}, [2]int{2, 1}), [3]int{1, 5, 4}},
+		{"global pool", 3, 7, 5, weights.Op{Type: weights.OpPool, Inputs: []string{"data"}, Output: "out", Pool: "ave",
+			RoundMode: "ceil", Global: true, Kernel: [2]int{7, 5}, Stride: [2]int{1, 1}}, [3]int{3, 1, 1}},
+		{"conv dilation and asymmetric pad", 1, 10, 6, weights.Op{Type: weights.OpConv, Inputs: []string{"data"}, Output: "out",
+			Kernel: [2]int{3, 3}, Stride: [2]int{2, 1}, Pad: [2]int{2, 1}, Dilation: [2]int{2, 3}, Group: 1}, [3]int{2, 5, 2}},
+	} {
+		for _, delta := range [][3]int{{}, {0, 1, 0}, {0, 0, 1}, {0, -1, 0}, {0, 0, -1}} {
+			t.Run(fmt.Sprintf("%s %v", tc.name, delta), func(t *testing.T) {
+				b := weightstest.New("shapes", tc.c, tc.h, tc.w, 1)
+				op := tc.op
+				if op.Type == weights.OpConv {
+					op.Weight = b.F16("w", []int{2, tc.c, op.Kernel[0], op.Kernel[1]}, b.Random(2*tc.c*op.Kernel[0]*op.Kernel[1], 1))
+				}
+				for i := range 3 {
+					op.OutShape[i] = tc.want[i] + delta[i]
+				}
+				b.Op(op)
+				f, err := b.Files()
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = weights.ParseManifest(f["manifest.json"])
+				if delta == ([3]int{}) {
+					if err != nil {
+						t.Fatalf("out_shape %v refused: %v", op.OutShape, err)
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("but the op computes %v", tc.want)) {
+					t.Fatalf("out_shape %v: error %v, want it refused as computing %v", op.OutShape, err, tc.want)
+				}
+			})
+		}
 	}
 }

@@ -8,9 +8,11 @@
 // (tools/convert/caffe/reference); FuzzShapeRules in tools/convert/convert
 // fuzzes the three against each other, and against the manifest validator.
 //
-// Both rules follow BVLC Caffe exactly, with two refusals where Caffe would
-// compute something no sensible net asks for:
+// Both rules follow BVLC Caffe exactly, with three refusals where Caffe
+// would compute something no sensible net asks for:
 //
+//   - An empty input (a zero height or width) is refused; Caffe would pad it
+//     and compute a size.
 //   - A kernel (extent, for a dilated convolution) larger than the padded
 //     input is refused. Caffe's integer division, truncating toward zero,
 //     would still give one output when the kernel overhangs by less than the

@@ -53,6 +53,26 @@ func mapFS(files map[string][]byte) fstest.MapFS {
 // openOnly hides MapFS's ReadFile, so Read takes its chunked path.
 type openOnly struct{ fs.FS }
 
+// TestVerifyGood: Verify accepts the model Read accepts, returns its
+// manifest, and reports progress over every shard byte.
+func TestVerifyGood(t *testing.T) {
+	f := files(t, smallModel(t))
+	for _, fsys := range []fs.FS{mapFS(f), openOnly{mapFS(f)}} {
+		var last, total int64
+		m, err := weights.Verify(fsys, weights.ReadOptions{Progress: func(done, tot int64) { last, total = done, tot }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var size int64
+		for _, s := range m.Shards {
+			size += s.Size
+		}
+		if len(m.Shards) < 3 || last != size || total != size {
+			t.Errorf("%d shards of %d bytes; progress ended at %d of %d", len(m.Shards), size, last, total)
+		}
+	}
+}
+
 func TestReadGood(t *testing.T) {
 	b := smallModel(t)
 	f := files(t, b)
@@ -249,7 +269,7 @@ func TestReadCorrupt(t *testing.T) {
 		{"zero stride", func(_ map[string][]byte, m *weights.Manifest) { m.Ops[0].Stride = [2]int{0, 1} }, wantFormat("out of range")},
 	}
 	for _, tc := range cases {
-		for _, mode := range []string{"ReadFileFS", "OpenOnly"} {
+		for _, mode := range []string{"ReadFileFS", "OpenOnly", "Verify"} {
 			t.Run(tc.name+"/"+mode, func(t *testing.T) {
 				f := files(t, smallModel(t))
 				var m weights.Manifest
@@ -268,6 +288,14 @@ func TestReadCorrupt(t *testing.T) {
 				var fsys fs.FS = mapFS(f)
 				if mode == "OpenOnly" {
 					fsys = openOnly{fsys}
+				}
+				if mode == "Verify" {
+					if _, err := weights.Verify(fsys, weights.ReadOptions{}); err == nil {
+						t.Fatal("Verify accepted a broken model")
+					} else {
+						tc.check(t, err)
+					}
+					return
 				}
 				w, err := weights.Read(fsys, weights.ReadOptions{})
 				if err == nil {

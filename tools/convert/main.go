@@ -10,8 +10,9 @@
 //	    [-mean-values 104,117,123] [-scale S] [-labels synset_words.txt]
 //	    [-name NAME] [-synthetic] [-shard-size BYTES] [-force] -out DIR
 //
-// The output appears atomically: a temporary directory beside DIR is renamed
-// to DIR at the end, and removed on any error.
+// The output appears atomically: a temporary directory beside DIR is checked
+// with core's reader (manifest validation, shard sha256) and renamed to DIR
+// at the end, and removed on any error.
 package main
 
 import (

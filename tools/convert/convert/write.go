@@ -39,6 +39,9 @@ type WriteOptions struct {
 	Force     bool  // replace a non-empty output directory
 	// Progress, when set, is called after every tensor with the values written so far and in all.
 	Progress func(done, total int64)
+	// VerifyProgress, when set, is called as the check of the written model
+	// with core's reader advances, with the shard bytes checked so far and in all.
+	VerifyProgress func(done, total int64)
 }
 
 // TensorSummary is one stored tensor with its rounding report.
@@ -145,7 +148,7 @@ func Write(out string, g *Graph, meta Meta, opt WriteOptions) (*Summary, error) 
 		// The writer proves its output with the reader: core's own code parses
 		// and validates the manifest and checks every shard's size and sha256,
 		// before the rename makes the model visible.
-		if _, err := weights.Verify(os.DirFS(dir), weights.ReadOptions{}); err != nil {
+		if _, err := weights.Verify(os.DirFS(dir), weights.ReadOptions{Progress: opt.VerifyProgress}); err != nil {
 			return &VerifyError{Dir: out, Err: err}
 		}
 		return nil

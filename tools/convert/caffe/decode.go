@@ -28,8 +28,10 @@ const maxDim = math.MaxInt32
 //
 //   - int32 (axis, num_axes, end_axis...): the varint, read as a signed
 //     64-bit value, must lie in [-2^31, 2^31-1];
-//   - uint32 (num_output, kernel_size, pad, stride, group, crop_size...): in
+//   - uint32 (num_output, kernel_size, pad, stride, group...): in
 //     [0, 2^32-1]; a negative number written as a 10-byte varint is refused;
+//     concat_dim and crop_size, which Caffe casts to int, at most 2^31-1
+//     (Caffe refuses a larger concat_dim too);
 //   - enum (pool, round_mode, operation, phase): an int32 that names one of
 //     the values caffe.proto declares, in binary as in text;
 //   - int64 dimensions (BlobShape.dim, input_dim): in [0, maxDim].

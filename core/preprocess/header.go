@@ -65,7 +65,8 @@ type layout struct {
 // DefaultMaxPixels) and, for JPEG, PNG, GIF and WebP, that the data is not
 // cut off before the end the decoder needs (the JPEG end-of-image marker
 // after the last scan, the PNG IEND chunk, the end of the first GIF frame,
-// the WebP image chunk). Decode runs the same checks first, so an image
+// the lossy WebP image chunk, a lossless one's entropy codes; BMP and TIFF
+// decoders find a cut themselves). Decode runs the same checks first, so an image
 // ReadHeader refuses is one Decode refuses, with the same *ImageError
 // (ErrEmpty, ErrUnsupported, ErrTooLarge or ErrCorrupt).
 func ReadHeader(data []byte, maxPixels int) (*Header, error) {
@@ -388,12 +389,12 @@ func webpLayout(b []byte) (l layout, missing string) {
 // allows: tiles up to 1024x1024 (or the image plus 16), compressed.
 func tiffLayout(b []byte, w, h int) layout {
 	l := layout{known: true, compressed: true, blockW: max(w+16, 1024), blockH: max(h+16, 1024)}
+	if len(b) < 8 {
+		return l
+	}
 	var bo binary.ByteOrder = binary.LittleEndian
 	if b[0] == 'M' {
 		bo = binary.BigEndian
-	}
-	if len(b) < 8 {
-		return l
 	}
 	off := uint64(bo.Uint32(b[4:]))
 	if off+2 > uint64(len(b)) {

@@ -87,9 +87,10 @@
 // for every format and layout, and within 25% of them (plus 128 KiB) except
 // for TIFF, whose bound is a worst case of its compressed strips.
 //
-// The zero Buffers allocates Crops' scratch per call and keeps nothing, so
-// a long-lived one (a core.Model keeps one) holds no memory between images;
-// Buffers.Retain keeps the scratch instead, for batch use.
+// The zero Buffers allocates Crops' scratch per call and keeps it only
+// while it is small (KeepLimit: a LeNet digit's, never a ResNet crop's), so
+// a long-lived one (a core.Model keeps one) holds at most that between
+// images; Buffers.Retain keeps all scratch instead, for batch use.
 //
 // # Output
 //

@@ -17,9 +17,10 @@ type Memory struct {
 	// plus the copy Decode makes for an Exif orientation or to place a GIF
 	// frame on its screen.
 	Decode int64
-	// Crops: Buffers.Crops with a Buffers that keeps nothing between calls
-	// (the zero value): the row buffers, the box-reduced copy, x/image/draw's
-	// resize temporary and weights, and the resized image.
+	// Crops: Buffers.Crops with an empty Buffers: the row buffers, the
+	// box-reduced copy, x/image/draw's resize temporary and weights, and the
+	// resized image. (A zero Buffers used before may hold up to KeepLimit
+	// more from an earlier small image.)
 	Crops int64
 	// Output: the n crop tensors (n * Channels * Height * Width float32),
 	// which the caller provides.

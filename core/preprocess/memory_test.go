@@ -160,22 +160,30 @@ func allocated(t testing.TB, data []byte, s Spec, n int) int64 {
 	return int64(after.TotalAlloc - before.TotalAlloc)
 }
 
-// TestBuffersKeepNothing: the zero Buffers holds nothing after a call, so
-// the memory of one image never carries over to the next; with Retain it
-// keeps its scratch images.
-func TestBuffersKeepNothing(t *testing.T) {
-	img := randomNRGBA(640, 480, 21)
+// TestBuffersKeepLittle: the zero Buffers keeps nothing of an image whose
+// scratch is over KeepLimit (so a large image's memory never carries over
+// to the next), keeps a small image's, and drops what it kept when a large
+// image comes; with Retain it keeps everything.
+func TestBuffersKeepLittle(t *testing.T) {
 	s := resnetSpec()
 	dst := newDst(s, 1)
+	kept := func(b *Buffers) int { return len(b.work.Pix) + len(b.resized.Pix) + 2*len(b.row) + 4*len(b.acc) }
 	var b Buffers
-	if err := b.Crops(img, s, 1, dst); err != nil {
+	lenet := Spec{Channels: 1, Height: 28, Width: 28, ChannelOrder: "GRAY"}
+	if err := b.Crops(randomNRGBA(40, 30, 20), lenet, 1, newDst(lenet, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if b.work.Pix != nil || b.resized.Pix != nil || b.row != nil || b.scaler != nil {
-		t.Errorf("the zero Buffers kept scratch: work %d, resized %d, row %d bytes", len(b.work.Pix), len(b.resized.Pix), 2*len(b.row))
+	if n := kept(&b); n == 0 || n > KeepLimit {
+		t.Errorf("after a 40x30 image for a 28x28 input, the zero Buffers keeps %d bytes, want some, at most %d", n, KeepLimit)
+	}
+	if err := b.Crops(randomNRGBA(640, 480, 21), s, 1, dst); err != nil {
+		t.Fatal(err)
+	}
+	if n := kept(&b); n != 0 || b.scaler != nil {
+		t.Errorf("after a 640x480 image, the zero Buffers keeps %d bytes", n)
 	}
 	r := Buffers{Retain: true}
-	if err := r.Crops(img, s, 1, dst); err != nil {
+	if err := r.Crops(randomNRGBA(640, 480, 21), s, 1, dst); err != nil {
 		t.Fatal(err)
 	}
 	if r.work.Pix == nil || r.resized.Pix == nil || !r.Retain {

@@ -226,8 +226,9 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) {
 	}
 	// Admission: the model's resident memory is fixed (nothing of earlier
 	// requests stays: core's preprocessing scratch lives and dies with each
-	// request, and the GC above collects it), so this request fits when its
-	// own need fits in what the model leaves free.
+	// request, but for a tiny input's, which the estimate counts once, and
+	// the GC above collects the rest), so this request fits when its own
+	// need fits in what the model leaves free.
 	n := budget.RequestNeed(hdr, int64(cap(body)), model.Spec(), crops)
 	if free := s.free(); n.Total() > free {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(

@@ -419,7 +419,7 @@ func TestEstimateBoundsCore(t *testing.T) {
 			if e.Weights != info.WeightBytes || e.Activations < info.ActivationBytes || e.Scratch < info.ScratchBytes {
 				t.Errorf("estimate %+v does not bound core's %+v", e, info)
 			}
-			if sum := e.Weights + e.Activations + e.Scratch + e.Inputs + e.Runtime + e.Request; sum != e.Total {
+			if sum := e.Weights + e.Activations + e.Scratch + e.Inputs + e.Kept + e.Runtime + e.Request; sum != e.Total {
 				t.Errorf("total %d, terms sum to %d", e.Total, sum)
 			}
 			t.Logf("%s: estimate %s (weights %s, activations %s vs core %s, scratch %s vs core %s), budget %s",

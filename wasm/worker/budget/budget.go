@@ -63,6 +63,9 @@ type Estimate struct {
 	Scratch int64 `json:"scratch"`
 	// Inputs: the ten preprocessed crops of ?crops=10 (kept by the model).
 	Inputs int64 `json:"inputs"`
+	// Kept: the preprocessing scratch the model may keep between requests
+	// (preprocess.KeepLimit: a small image's; larger scratch is dropped).
+	Kept int64 `json:"kept"`
 	// Runtime: the Go runtime's own memory (runtimeReserve).
 	Runtime int64 `json:"runtime"`
 	// Request: what classifying referenceRequest takes (RequestNeed);
@@ -77,7 +80,7 @@ type Estimate struct {
 
 // Resident is the memory the loaded model keeps between requests.
 func (e Estimate) Resident() int64 {
-	return e.Weights + e.Activations + e.Scratch + e.Inputs + e.Runtime
+	return e.Weights + e.Activations + e.Scratch + e.Inputs + e.Kept + e.Runtime
 }
 
 // EstimateMemory computes the Estimate of a validated manifest for a
@@ -93,6 +96,7 @@ func EstimateMemory(m *weights.Manifest, budget int64) Estimate {
 	e.Activations, e.Scratch = cpu.ActivationBytes, cpu.ScratchBytes
 	in := m.Input
 	e.Inputs = 10 * int64(in.Channels*in.Height*in.Width) * 4
+	e.Kept = preprocess.KeepLimit
 	r := referenceRequest
 	e.Request = RequestNeed(&r.header, r.body, SpecOf(m), r.crops).Total()
 	e.Total = e.Resident() + e.Request
@@ -134,9 +138,9 @@ type TooBigError struct {
 
 func (e *TooBigError) Error() string {
 	x := e.Estimate
-	return fmt.Sprintf("model %s (%s) needs about %s in this worker (float16 weights %s + activations %s + scratch %s + inputs %s + Go runtime %s + one 640x480 JPEG request %s), "+
+	return fmt.Sprintf("model %s (%s) needs about %s in this worker (float16 weights %s + activations %s + scratch %s + inputs %s + kept preprocessing scratch %s + Go runtime %s + one 640x480 JPEG request %s), "+
 		"more than the %s a 128 MB Cloudflare Worker isolate leaves for it; deploy a smaller model (ResNet-50 fits) or run it natively with tools/classify",
-		e.Name, x.Model, MB(x.Total), MB(x.Weights), MB(x.Activations), MB(x.Scratch), MB(x.Inputs), MB(x.Runtime), MB(x.Request), MB(e.Budget))
+		e.Name, x.Model, MB(x.Total), MB(x.Weights), MB(x.Activations), MB(x.Scratch), MB(x.Inputs), MB(x.Kept), MB(x.Runtime), MB(x.Request), MB(e.Budget))
 }
 
 // MB formats a byte count in megabytes (10^6 bytes, as Cloudflare's limit is stated).

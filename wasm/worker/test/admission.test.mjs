@@ -166,7 +166,7 @@ test("healthz: the estimate is the README's, and memory stayed under 128 MB", as
   const e = m.estimate;
   assert.deepEqual(
     [cells[2], cells[3], cells[4], cells[5]],
-    [mb(e.weights), mb(e.weights + e.activations + e.scratch + e.inputs + e.runtime), mb(e.request), mb(e.total)],
+    [mb(e.weights), mb(e.weights + e.activations + e.scratch + e.inputs + e.kept + e.runtime), mb(e.request), mb(e.total)],
     `README row ${row} vs /healthz ${JSON.stringify(e)}`,
   );
   assert.ok(cells[6].includes(`${mb(e.free)} free`), `README: ${cells[6]}, healthz free ${e.free}`);

@@ -10,6 +10,7 @@ import (
 	"syscall/js"
 
 	"github.com/residual-go/residual/wasm/jsbridge"
+	"github.com/residual-go/residual/wasm/worker/budget"
 	"github.com/syumai/workers"
 )
 
@@ -22,7 +23,7 @@ func main() {
 	rc := js.Global().Get("context") // the entry module's runtime context (wasm_exec_go.js proxies it)
 	env := rc.Get("env")
 	name := envString(env, "MODEL", "resnet50")
-	budget, err := envInt(env, "MEMORY_BUDGET")
+	limit, err := envInt(env, "MEMORY_BUDGET")
 	if err != nil {
 		panic(err) // a configuration mistake: the entry module reports the exit
 	}
@@ -32,15 +33,15 @@ func main() {
 	// the budget as a soft limit, so garbage from one request (body, decoded
 	// image) does not grow the wasm memory, which never shrinks.
 	debug.SetGCPercent(10)
-	if budget <= 0 {
-		budget = DefaultBudget
+	if limit <= 0 {
+		limit = budget.Default
 	}
-	debug.SetMemoryLimit(budget)
+	debug.SetMemoryLimit(limit)
 
 	srv := NewServer(Config{
 		Name:   name,
 		Source: &assetsSource{dir: "/models/" + name + "/"},
-		Budget: budget,
+		Budget: limit,
 		WasmMemory: func() int64 {
 			f := rc.Get("wasmMemoryBytes")
 			if f.Type() != js.TypeFunction {

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/core/preprocess"
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/wasm/jsbridge"
+	"github.com/residual-go/residual/wasm/worker/budget"
 )
 
 // Source fetches the files of one model directory (manifest.json and the
@@ -46,8 +49,8 @@ type loader struct {
 
 	mu       sync.Mutex
 	model    *core.Model
-	estimate *Estimate
-	final    error         // a *TooBigError: never retried
+	estimate *budget.Estimate
+	final    error         // a *budget.TooBigError: never retried
 	running  chan struct{} // closed when the running load ends; nil when none runs
 	lastErr  error
 	loads    int // successful loads
@@ -84,7 +87,7 @@ func (l *loader) get(ctx context.Context, sample func() memSample) (*core.Model,
 			close(done)
 			l.estimate = est
 			if err != nil {
-				var tb *TooBigError
+				var tb *budget.TooBigError
 				if errors.As(err, &tb) {
 					l.final = err
 				}
@@ -99,6 +102,8 @@ func (l *loader) get(ctx context.Context, sample func() memSample) (*core.Model,
 			// The shards' transient garbage (manifest, JS chunks) goes now,
 			// so that the first request starts from the resident set.
 			runtime.GC()
+			placeInputs(m)
+			reserve(est.Free)
 			if sample != nil {
 				s := sample()
 				l.mu.Lock()
@@ -129,7 +134,7 @@ func (l *loader) get(ctx context.Context, sample func() memSample) (*core.Model,
 // load fetches the manifest, checks the memory estimate against the budget,
 // then fetches every shard into its own Go slice (the only copy: core keeps
 // those bytes as the float16 weights) and opens the model.
-func (l *loader) load(ctx context.Context) (model *core.Model, est *Estimate, err error) {
+func (l *loader) load(ctx context.Context) (model *core.Model, est *budget.Estimate, err error) {
 	defer func() {
 		// A panic while loading must not leave waiters blocked forever:
 		// it becomes this attempt's error, and the next request retries.
@@ -145,10 +150,10 @@ func (l *loader) load(ctx context.Context) (model *core.Model, est *Estimate, er
 	if err != nil {
 		return nil, nil, &LoadError{Name: l.name, Err: err}
 	}
-	e := EstimateMemory(m)
+	e := budget.EstimateMemory(m, l.budget)
 	est = &e
 	if e.Total > l.budget {
-		return nil, est, &TooBigError{Name: l.name, Estimate: e, Budget: l.budget}
+		return nil, est, &budget.TooBigError{Name: l.name, Estimate: e, Budget: l.budget}
 	}
 	fetchStart := time.Now()
 	fsys := jsbridge.NewMemFS()
@@ -183,7 +188,7 @@ func (l *loader) load(ctx context.Context) (model *core.Model, est *Estimate, er
 // status is a snapshot for /healthz.
 type loaderStatus struct {
 	model    *core.Model
-	estimate *Estimate
+	estimate *budget.Estimate
 	err      error
 	running  bool
 	loads    int
@@ -202,4 +207,40 @@ func (l *loader) status() loaderStatus {
 	}
 	return loaderStatus{model: l.model, estimate: l.estimate, err: err, running: l.running != nil,
 		loads: l.loads, attempts: l.attempts, loadTime: l.loadTime, fetchDur: l.fetchDur, afterMem: l.afterMem}
+}
+
+// placeInputs has core allocate the model's ten crop tensors now, below
+// the range reserve frees for requests, rather than inside it during the
+// first ten-crop request, where they would stay and split it. core
+// allocates them on first use, before it preprocesses the image (core/api.go,
+// Model.classify), and refuses this image for its shape (a 1-pixel-wide
+// strip resizes to more than preprocess.MaxResizedPixels) before running
+// the network. Should core allocate them at Open, this does nothing; should
+// it check the image first, test/admission.test.mjs (wasm memory within the
+// budget after ten-crop requests) notices.
+func placeInputs(m *core.Model) {
+	strip := image.NewGray(image.Rect(0, 0, 1, preprocess.MaxResizedPixels))
+	_, _ = m.ClassifyImage(strip, core.ClassifyOptions{Crops: 10})
+}
+
+// reserve grows the Go heap once, right after the load, by the memory every
+// request may use (Estimate.Free), and frees it again: the heap then ends in
+// one free range that large, which each request's buffers fill in the order
+// they are allocated and leave whole again when the GC after the request
+// collects them. Without it the heap grows request by request, and Go's
+// allocator, which takes the lowest free range that fits, fills the range
+// the last large request left with the first buffers of a larger one and
+// puts the one that no longer fits on top: in wrangler dev, a 1364x1023
+// JPEG after 1000x872 ones grew the wasm memory by 11.5 MB for a request
+// 6 MB larger, and a mixed sequence peaked at 125 MB, over the 120 MB
+// budget. wasm memory never shrinks, so this costs nothing a busy isolate
+// would not reach anyway.
+func reserve(n int64) {
+	if n <= 0 {
+		return
+	}
+	b := make([]byte, n)
+	runtime.KeepAlive(b)
+	b = nil
+	runtime.GC()
 }

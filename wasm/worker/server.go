@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
 	"io"
 	"math"
 	"net/http"
@@ -19,6 +16,7 @@ import (
 
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/preprocess"
+	"github.com/residual-go/residual/wasm/worker/budget"
 )
 
 // DefaultMaxBody is the largest request body /classify accepts (8 MiB): far
@@ -35,7 +33,7 @@ const DefaultMaxPixels = 4 << 20
 type Config struct {
 	Name      string // model directory name, e.g. "resnet50"; reported as "model"
 	Source    Source
-	Budget    int64 // memory the model may use (0: DefaultBudget)
+	Budget    int64 // memory the model may use (0: budget.Default)
 	MaxBody   int64 // 0: DefaultMaxBody
 	MaxPixels int   // 0: DefaultMaxPixels
 	// WasmMemory, if set, returns the size of the wasm linear memory in
@@ -59,7 +57,6 @@ type Server struct {
 	mu       sync.Mutex
 	requests int64 // classify requests answered 200
 	peak     memSample
-	retained int64 // preprocessing buffers core keeps from earlier requests (requestNeed)
 }
 
 // memSample is one reading of the memory figures.
@@ -73,7 +70,7 @@ type memSample struct {
 // NewServer returns a Server; the model is loaded on first use.
 func NewServer(cfg Config) *Server {
 	if cfg.Budget <= 0 {
-		cfg.Budget = DefaultBudget
+		cfg.Budget = budget.Default
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
@@ -200,56 +197,55 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the request ended while waiting for the requests before it", nil)
 		return
 	}
-	// The garbage of this request (body, decoded image) goes before the
-	// next one starts, so wasm memory, which never shrinks, stays small.
+	// The garbage of this request (body, decoded image, preprocessing
+	// scratch) goes before the next one starts, so that every request
+	// starts from the model's resident memory.
 	defer runtime.GC()
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, err := readBody(r, limit)
 	if err != nil {
+		if errors.Is(err, errTooLong) {
+			tooBig("more than " + strconv.FormatInt(limit, 10))
+			return
+		}
 		writeError(w, http.StatusBadRequest, "reading the request body failed: "+err.Error(), nil)
 		return
 	}
-	if int64(len(body)) > limit {
-		tooBig("more than " + strconv.FormatInt(limit, 10))
-		return
-	}
-	if len(body) == 0 {
-		writeError(w, http.StatusBadRequest, "the body is empty: POST the image bytes (JPEG, PNG, GIF, WebP, BMP or TIFF) as the request body", nil)
-		return
-	}
+	// A model that cannot run is what every request hears first (503).
 	model, err := s.model(r.Context())
 	if err != nil {
 		s.modelError(w, err)
 		return
 	}
-	if g, ok := geometryOf(body); ok {
-		n := requestNeed(g, model.Spec())
-		s.mu.Lock()
-		free := s.cfg.Budget - s.resident() - s.retained
-		fits := n.Total() <= free
-		if fits {
-			s.retained = max(s.retained, n.Retained)
-		}
-		s.mu.Unlock()
-		if !fits {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
-				"classifying this %dx%d image would need about %s of memory, and %s are free beside the model in this 128 MB worker: downscale it (to 512 pixels on the shorter side, say) and send it again",
-				g.Width, g.Height, mb(n.Total()), mb(max(free, 0))), map[string]any{"need": n.Total(), "free": free})
-			return
-		}
+	// What the image is, from its header, before any arithmetic: bytes that
+	// are not a whole image of a supported format get 400 for what they
+	// are, one over the pixel limit 413.
+	hdr, err := preprocess.ReadHeader(body, s.cfg.MaxPixels)
+	if err != nil {
+		s.imageError(w, err)
+		return
+	}
+	// Admission: the model's resident memory is fixed (nothing of earlier
+	// requests stays: core's preprocessing scratch lives and dies with each
+	// request, but for a tiny input's, which the estimate counts once, and
+	// the GC above collects the rest), so this request fits when its own
+	// need fits in what the model leaves free.
+	n := budget.RequestNeed(hdr, int64(cap(body)), model.Spec(), crops)
+	if free := s.free(); n.Total() > free {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+			"classifying this %dx%d %s would need about %s of memory (body %s, decoding %s, preprocessing %s), and %s are free beside the model in this 128 MB worker: downscale it (to 512 pixels on the shorter side, say) and send it again",
+			hdr.Width, hdr.Height, hdr.Format, budget.MB(n.Total()), budget.MB(n.Body), budget.MB(n.Decode), budget.MB(n.Crops), budget.MB(max(free, 0))),
+			map[string]any{"need": n.Total(), "free": free})
+		return
 	}
 	res, err := model.ClassifyBytes(body, core.ClassifyOptions{Top: top, Crops: crops})
 	body = nil
 	if err != nil {
-		var ie *preprocess.ImageError
 		var oe *core.OptionError
-		switch {
-		case errors.Is(err, preprocess.ErrTooLarge):
-			writeError(w, http.StatusRequestEntityTooLarge, err.Error(), map[string]any{"max_pixels": s.cfg.MaxPixels})
-		case errors.As(err, &ie), errors.As(err, &oe):
+		if errors.As(err, &oe) {
 			writeError(w, http.StatusBadRequest, err.Error(), nil)
-		default:
-			writeError(w, http.StatusInternalServerError, err.Error(), nil)
+			return
 		}
+		s.imageError(w, err)
 		return
 	}
 	s.sample() // the request's peak: wasm memory never shrinks, so this reading includes it
@@ -262,6 +258,49 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) {
 		Top:       res.Top,
 		Ms:        math.Round(float64(res.Elapsed.Microseconds())/100) / 10,
 	})
+}
+
+// errTooLong reports a body over the limit.
+var errTooLong = errors.New("body over the limit")
+
+// readBody reads the request body, at most limit bytes, into one slice:
+// of exactly Content-Length bytes when the request gives it (not a slice
+// grown by doubling, whose garbage would come on top of the request's own
+// memory).
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > limit {
+		return nil, errTooLong
+	}
+	return body, nil
+}
+
+// imageError answers an image preprocess or core refused: 413 for one over
+// the pixel limit, 400 for anything else wrong with the bytes (empty, not a
+// supported format, truncated, corrupt), 500 for what is not the image's
+// fault.
+func (s *Server) imageError(w http.ResponseWriter, err error) {
+	var ie *preprocess.ImageError
+	switch {
+	case errors.Is(err, preprocess.ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error(), map[string]any{"max_pixels": s.cfg.MaxPixels})
+	case errors.Is(err, preprocess.ErrEmpty):
+		writeError(w, http.StatusBadRequest, "the body is empty: POST the image bytes (JPEG, PNG, GIF, WebP, BMP or TIFF) as the request body", nil)
+	case errors.As(err, &ie):
+		writeError(w, http.StatusBadRequest, err.Error(), nil)
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error(), nil)
+	}
 }
 
 // classifyOptions parses ?top=K (1..1000, default 5) and ?crops=1|10.
@@ -283,45 +322,13 @@ func classifyOptions(r *http.Request) (top, crops int, err error) {
 	return top, crops, nil
 }
 
-// resident is the memory the loaded model keeps (its Estimate); s.mu held.
-func (s *Server) resident() int64 {
+// free is what a request may use: the budget less the loaded model's
+// resident memory (its Estimate).
+func (s *Server) free() int64 {
 	if st := s.loader.status(); st.estimate != nil {
-		return st.estimate.Resident()
+		return st.estimate.Free
 	}
-	return 0
-}
-
-// geometryOf reads an image's size and color model from its header, without
-// decoding it. ok is false for bytes image.DecodeConfig cannot read; core
-// then reports what is wrong with them.
-func geometryOf(body []byte) (g imageGeometry, ok bool) {
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(body))
-	if err != nil || cfg.Width <= 0 || cfg.Height <= 0 {
-		return g, false
-	}
-	g = imageGeometry{Width: cfg.Width, Height: cfg.Height, BytesPerPixel: 8, Body: int64(len(body))}
-	switch cfg.ColorModel {
-	case color.GrayModel, color.AlphaModel:
-		g.BytesPerPixel = 1
-	case color.Gray16Model, color.Alpha16Model:
-		g.BytesPerPixel = 2
-	case color.YCbCrModel:
-		g.BytesPerPixel = 3 // 4:4:4 at most
-	case color.RGBAModel, color.NRGBAModel, color.CMYKModel, color.NYCbCrAModel:
-		g.BytesPerPixel = 4
-	default:
-		if _, paletted := cfg.ColorModel.(color.Palette); paletted {
-			g.BytesPerPixel = 1 + 4 // and a GIF frame smaller than its screen gets an NRGBA canvas
-		}
-	}
-	if format == "jpeg" {
-		l, ok := parseJPEGLayout(body)
-		if !ok {
-			return g, false
-		}
-		g.JPEG = &l
-	}
-	return g, true
+	return s.cfg.Budget
 }
 
 func (s *Server) model(ctx context.Context) (*core.Model, error) {
@@ -332,7 +339,7 @@ func (s *Server) model(ctx context.Context) (*core.Model, error) {
 // for a model too big for the isolate or one that failed to load.
 func (s *Server) modelError(w http.ResponseWriter, err error) {
 	extra := map[string]any{"model": s.cfg.Name}
-	var tb *TooBigError
+	var tb *budget.TooBigError
 	if errors.As(err, &tb) {
 		extra["estimate"] = tb.Estimate
 		extra["budget"] = tb.Budget
@@ -359,13 +366,12 @@ type healthResponse struct {
 	MaxBody   int64      `json:"max_body"`
 	MaxPixels int        `json:"max_pixels"`
 	Memory    struct {
-		Limit     int64     `json:"limit"`    // the isolate's memory (IsolateLimit)
-		Budget    int64     `json:"budget"`   // what the model may use of it
-		Retained  int64     `json:"retained"` // preprocessing buffers kept from earlier requests
-		Estimate  *Estimate `json:"estimate,omitempty"`
-		AfterLoad memSample `json:"after_load"`
-		Now       memSample `json:"now"`
-		Peak      memSample `json:"peak"` // largest readings (taken after load and after each request)
+		Limit     int64            `json:"limit"`  // the isolate's memory (budget.IsolateLimit)
+		Budget    int64            `json:"budget"` // what the model and a request may use of it
+		Estimate  *budget.Estimate `json:"estimate,omitempty"`
+		AfterLoad memSample        `json:"after_load"`
+		Now       memSample        `json:"now"`
+		Peak      memSample        `json:"peak"` // largest readings (taken after load and after each request)
 	} `json:"memory"`
 }
 
@@ -391,11 +397,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	h.UptimeMs = time.Since(s.start).Milliseconds()
 	h.MaxBody, h.MaxPixels = s.cfg.MaxBody, s.cfg.MaxPixels
-	h.Memory.Limit, h.Memory.Budget, h.Memory.Estimate = IsolateLimit, s.cfg.Budget, st.estimate
+	h.Memory.Limit, h.Memory.Budget, h.Memory.Estimate = budget.IsolateLimit, s.cfg.Budget, st.estimate
 	h.Memory.AfterLoad = st.afterMem
 	h.Memory.Now = s.sample()
 	s.mu.Lock()
-	h.Memory.Peak, h.Memory.Retained = s.peak, s.retained
+	h.Memory.Peak = s.peak
 	s.mu.Unlock()
 	writeJSON(w, code, h)
 }

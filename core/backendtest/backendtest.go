@@ -145,6 +145,10 @@ func Cases() []Case {
 	pool("pool/max-rect-pad", true, 2, 7, 8, 0, 0, 0, "ceil", TolExact, func(o *weights.Op) {
 		o.Kernel, o.Stride, o.Pad = [2]int{2, 3}, [2]int{1, 3}, [2]int{1, 2}
 	})
+	// Issue 8's case: padding on one axis only (Caffe's "either pad" rule).
+	pool("pool/max-pad-one-axis", true, 2, 7, 8, 0, 0, 0, "ceil", TolExact, func(o *weights.Op) {
+		o.Kernel, o.Stride, o.Pad = [2]int{2, 1}, [2]int{1, 3}, [2]int{1, 0}
+	})
 	pool("pool/ave-global-7x7", false, 2048, 7, 7, 7, 1, 0, "ceil", TolAverage, func(o *weights.Op) { o.Global = true })
 	pool("pool/ave-2x2-s2-pad-ceil", false, 3, 9, 8, 2, 2, 1, "ceil", TolAverage, nil)
 	pool("pool/ave-3x3-s1-floor", false, 4, 6, 7, 3, 1, 1, "floor", TolAverage, nil)

@@ -15,7 +15,8 @@ type Act struct {
 }
 
 // ConvParams describes one 2-D convolution (Caffe semantics: output size
-// (in + 2*pad - (dil*(k-1)+1)) / stride + 1, floored; zero padding).
+// (in + 2*pad - (dil*(k-1)+1)) / stride + 1, floored, as core/shape.Conv
+// computes it; zero padding).
 type ConvParams struct {
 	InC, InH, InW    int
 	OutC, OutH, OutW int
@@ -27,7 +28,7 @@ type ConvParams struct {
 }
 
 // PoolParams describes one 2-D pooling (Caffe semantics: the output size is
-// given, computed by the caller with ceil or floor; windows are clipped at the
+// given, computed by the caller with core/shape.Pool, ceil or floor; windows are clipped at the
 // input border; AVE divides by the window clipped to the padded input, as Caffe does).
 type PoolParams struct {
 	Max         bool // false: average

@@ -1,6 +1,10 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/residual-go/residual/core/shape"
+)
 
 // normalized returns p with the zero values Caffe treats as defaults
 // (stride 1, dilation 1, group 1) filled in.
@@ -49,11 +53,10 @@ func (p ConvParams) check() {
 	if p.InC%p.Group != 0 || p.OutC%p.Group != 0 {
 		panic(fmt.Sprintf("kernels: group %d does not divide InC %d and OutC %d", p.Group, p.InC, p.OutC))
 	}
-	// Caffe: out = (in + 2*pad - (dil*(k-1)+1)) / stride + 1, floored.
-	oh := (p.InH+2*p.PH-(p.DH*(p.KH-1)+1))/p.SH + 1
-	ow := (p.InW+2*p.PW-(p.DW*(p.KW-1)+1))/p.SW + 1
-	if p.OutH != oh || p.OutW != ow {
-		panic(fmt.Sprintf("kernels: ConvParams output %dx%d, Caffe's formula gives %dx%d", p.OutH, p.OutW, oh, ow))
+	// Caffe's output size (core/shape).
+	out, err := shape.Conv([2]int{p.InH, p.InW}, [2]int{p.KH, p.KW}, [2]int{p.SH, p.SW}, [2]int{p.PH, p.PW}, [2]int{p.DH, p.DW})
+	if err != nil || out != [2]int{p.OutH, p.OutW} {
+		panic(fmt.Sprintf("kernels: ConvParams output %dx%d, Caffe's rule gives %v (%v)", p.OutH, p.OutW, out, err))
 	}
 }
 

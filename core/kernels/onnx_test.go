@@ -52,6 +52,7 @@ import (
 
 	"github.com/residual-go/residual/core/kernels"
 	"github.com/residual-go/residual/core/kernels/internal/onnxtest"
+	"github.com/residual-go/residual/core/shape"
 )
 
 // onnxTol is |got-want| <= Abs + Rel*|want|.
@@ -372,20 +373,6 @@ func runConv(t *testing.T, c *onnxtest.Case, r *kernels.Runner) []onnxResult {
 	return res
 }
 
-// caffePoolOut is Caffe's pooling output size: ceil (or floor) of
-// (in + 2*pad - k)/stride, plus 1, minus a last window starting in the padding.
-func caffePoolOut(in, k, s, p int, ceil bool) int {
-	num := in + 2*p - k
-	out := num/s + 1
-	if ceil {
-		out = (num+s-1)/s + 1
-	}
-	if p > 0 && (out-1)*s >= in+p {
-		out--
-	}
-	return out
-}
-
 func runPool(t *testing.T, c *onnxtest.Case, r *kernels.Runner) []onnxResult {
 	nd := onnxNode(t, c)
 	x := c.Inputs[0]
@@ -406,8 +393,11 @@ func runPool(t *testing.T, c *onnxtest.Case, r *kernels.Runner) []onnxResult {
 		p.PH, p.PW = onnxPads(t, nd, inH, inW, p.KH, p.KW, p.SH, p.SW)
 		ceil := nd.Int("ceil_mode", 0) == 1
 		includePad = nd.Int("count_include_pad", 0) == 1
-		p.OutH = caffePoolOut(inH, p.KH, p.SH, p.PH, ceil)
-		p.OutW = caffePoolOut(inW, p.KW, p.SW, p.PW, ceil)
+		out, err := shape.Pool([2]int{inH, inW}, [2]int{p.KH, p.KW}, [2]int{p.SH, p.SW}, [2]int{p.PH, p.PW}, ceil)
+		if err != nil {
+			t.Fatalf("Caffe refuses this pooling: %v", err)
+		}
+		p.OutH, p.OutW = out[0], out[1]
 	default:
 		t.Fatalf("op %s is not a pooling", nd.OpType)
 	}

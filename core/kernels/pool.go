@@ -1,8 +1,11 @@
 package kernels
 
 import (
+	"errors"
 	"fmt"
 	"math"
+
+	"github.com/residual-go/residual/core/shape"
 )
 
 func (p PoolParams) normalized() PoolParams {
@@ -20,21 +23,29 @@ func (p PoolParams) normalized() PoolParams {
 //
 //   - window (oh, ow) starts at hstart = oh*SH - PH, wstart = ow*SW - PW;
 //   - MAX: the window is clipped to the image, hend = min(hstart+KH, InH),
-//     hstart = max(hstart, 0); padding never wins; an empty window (which
-//     Caffe's own output-size rule never produces) gives -MaxFloat32, Caffe's
-//     initial value;
+//     hstart = max(hstart, 0); padding never wins; an empty window gives
+//     -MaxFloat32, Caffe's initial value (Caffe's size rule keeps a window
+//     that starts past the input when neither pad is set and the stride
+//     exceeds the kernel; AVE then divides 0 by 0, as Caffe does);
 //   - AVE: the divisor is the window clipped to the padded input,
 //     (min(hstart+KH, InH+PH) - hstart) * (min(wstart+KW, InW+PW) - wstart),
 //     taken before the window is clipped to the image for the sum.
 //
-// The output size is the caller's (Caffe rounds it up, then drops a last
-// window that would start in the padding). Global pooling is KH=InH, KW=InW.
+// The output size is the caller's, and must be Caffe's (core/shape.Pool,
+// rounded up or down): anything else panics. Global pooling is KH=InH, KW=InW.
 // Zero strides mean 1. Channels are split over r's workers.
 func Pool2D(r *Runner, p PoolParams, in, out []float32) {
 	p = p.normalized()
 	if p.C <= 0 || p.InH <= 0 || p.InW <= 0 || p.OutH <= 0 || p.OutW <= 0 || p.KH <= 0 || p.KW <= 0 ||
 		p.SH <= 0 || p.SW <= 0 || p.PH < 0 || p.PW < 0 {
 		panic(fmt.Sprintf("kernels: invalid PoolParams %+v", p))
+	}
+	// The output size must be Caffe's, rounded up or down (core/shape).
+	size, k, s, pad := [2]int{p.InH, p.InW}, [2]int{p.KH, p.KW}, [2]int{p.SH, p.SW}, [2]int{p.PH, p.PW}
+	ceil, errC := shape.Pool(size, k, s, pad, true)
+	floor, errF := shape.Pool(size, k, s, pad, false)
+	if out := [2]int{p.OutH, p.OutW}; (errC != nil || out != ceil) && (errF != nil || out != floor) {
+		panic(fmt.Sprintf("kernels: PoolParams output %v, Caffe's rule gives %v (ceil) or %v (floor) (%v)", out, ceil, floor, errors.Join(errC, errF)))
 	}
 	if len(in) < p.C*p.InH*p.InW || len(out) < p.C*p.OutH*p.OutW {
 		panic(fmt.Sprintf("kernels: Pool2D: len(in) = %d, len(out) = %d, want %d and %d",

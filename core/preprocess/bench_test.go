@@ -77,7 +77,7 @@ func BenchmarkCrops12MP(b *testing.B) {
 	for _, n := range []int{1, 10} {
 		b.Run(fmt.Sprintf("crops=%d", n), func(b *testing.B) {
 			dst := newDst(s, n)
-			var bufs Buffers
+			bufs := Buffers{Retain: true} // the steady state: scratch kept from the previous call
 			b.ReportAllocs()
 			cpu := processCPU()
 			for b.Loop() {
@@ -90,15 +90,21 @@ func BenchmarkCrops12MP(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodeCrops12MP: the whole path a classifier runs per image.
+// BenchmarkDecodeCrops12MP: the whole path a classifier runs per image,
+// with a Buffers that keeps its scratch between images (retain=true) and
+// with the zero Buffers, which allocates it per image.
 func BenchmarkDecodeCrops12MP(b *testing.B) {
 	data := photoJPEG(b, 4000, 3000)
 	s := resnetSpec()
 	s.MeanValues = []float32{104, 117, 123}
-	for _, n := range []int{1, 10} {
-		b.Run(fmt.Sprintf("crops=%d", n), func(b *testing.B) {
+	for _, c := range []struct {
+		n      int
+		retain bool
+	}{{1, true}, {1, false}, {10, true}} {
+		n := c.n
+		b.Run(fmt.Sprintf("crops=%d/retain=%v", n, c.retain), func(b *testing.B) {
 			dst := newDst(s, n)
-			var bufs Buffers
+			bufs := Buffers{Retain: c.retain}
 			b.ReportAllocs()
 			cpu := processCPU()
 			for b.Loop() {
@@ -151,7 +157,7 @@ func BenchmarkCrops64MP(b *testing.B) {
 	}
 	s := resnetSpec()
 	dst := newDst(s, 10)
-	var bufs Buffers
+	bufs := Buffers{Retain: true}
 	b.ReportAllocs()
 	cpu := processCPU()
 	for b.Loop() {

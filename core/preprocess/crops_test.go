@@ -313,13 +313,13 @@ func TestDefaultsLeNet(t *testing.T) {
 	}
 }
 
-// TestBuffersReuse: with a Buffers, a second same-sized image allocates no
-// memory proportional to the image.
+// TestBuffersReuse: with a Buffers that retains its scratch, a second
+// same-sized image allocates no memory proportional to the image.
 func TestBuffersReuse(t *testing.T) {
 	img := randomNRGBA(640, 480, 13)
 	s := resnetSpec()
 	dst := [][]float32{make([]float32, 3*224*224)}
-	var b Buffers
+	b := Buffers{Retain: true}
 	if err := b.Crops(img, s, 1, dst); err != nil {
 		t.Fatal(err)
 	}

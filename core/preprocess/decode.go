@@ -54,29 +54,15 @@ func decode(data []byte, maxPixels int) (image.Image, error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
 	}
-	if len(data) == 0 {
-		return nil, &ImageError{Kind: ErrEmpty, Reason: "no bytes were given; send the image file's contents"}
-	}
-	var f *format
-	for i := range formats {
-		if formats[i].match(data) {
-			f = &formats[i]
-			break
-		}
-	}
-	if f == nil {
-		return nil, &ImageError{Kind: ErrUnsupported, Reason: fmt.Sprintf(
-			"not a recognised image format (first bytes % x); supported formats: %s",
-			data[:min(len(data), 8)], strings.Join(SupportedFormats, ", "))}
-	}
-
-	// Header first: refuse oversized images before any pixel memory is allocated.
-	cfg, err := protect(func() (image.Config, error) { return f.decodeConfig(bytes.NewReader(data)) })
+	// Header first (ReadHeader): refuse oversized and truncated images
+	// before any pixel memory is allocated.
+	hdr, f, err := readHeader(data, maxPixels)
 	if err != nil {
-		return nil, decoderError(f.name, "cannot read the header", err)
-	}
-	if err := checkSize(f.name, cfg.Width, cfg.Height, maxPixels); err != nil {
 		return nil, err
+	}
+	cfg := image.Config{Width: hdr.Width, Height: hdr.Height}
+	if hdr.Orientation >= 5 {
+		cfg.Width, cfg.Height = hdr.Height, hdr.Width // the stored size
 	}
 
 	img, err := protect(func() (image.Image, error) { return f.decode(bytes.NewReader(data)) })
@@ -94,7 +80,7 @@ func decode(data []byte, maxPixels int) (image.Image, error) {
 	}
 	switch f.name {
 	case "JPEG":
-		img = orient(img, jpegOrientation(data))
+		img = orient(img, hdr.Orientation)
 	case "GIF":
 		img = gifCanvas(img, cfg)
 	}

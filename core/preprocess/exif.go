@@ -215,9 +215,14 @@ func orient(img image.Image, o int) image.Image {
 		return dst
 	}
 	dst := image.NewRGBA64(r)
+	src, direct := img.(image.RGBA64Image) // no color.Color boxed per pixel (image/jpeg's RGBA is one)
 	for dy := 0; dy < dh; dy++ {
 		for dx := 0; dx < dw; dx++ {
 			sx, sy := sourceXY(o, w, h, dx, dy)
+			if direct {
+				dst.SetRGBA64(dx, dy, src.RGBA64At(b.Min.X+sx, b.Min.Y+sy))
+				continue
+			}
 			cr, cg, cb, ca := img.At(b.Min.X+sx, b.Min.Y+sy).RGBA()
 			dst.SetRGBA64(dx, dy, color.RGBA64{uint16(cr), uint16(cg), uint16(cb), uint16(ca)})
 		}

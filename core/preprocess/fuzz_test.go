@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -95,6 +96,66 @@ func FuzzExif(f *testing.F) {
 		}
 		if o := jpegOrientation(data); o < 1 || o > 8 {
 			t.Fatalf("jpegOrientation = %d", o)
+		}
+	})
+}
+
+// FuzzReadHeader: ReadHeader never panics; a truncation it reports is one
+// the format's decoder fails on too (it is never stricter than the
+// decoder); for bytes it accepts, the size it reports is the decoded size,
+// and everything Decode and Crops then allocate, whether they succeed or
+// not, stays within Header.Memory.
+func FuzzReadHeader(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*"))
+	for _, name := range files {
+		if b, err := os.ReadFile(name); err == nil && len(b) <= fuzzMaxBytes && filepath.Ext(name) != ".md" {
+			f.Add(b)
+		}
+	}
+	src := quadrants(16, 8)
+	f.Add(encodePNG(f, src))
+	f.Add(encodeJPEG(f, src, 75))
+	f.Add(encodeGIF(f, src))
+	f.Add(encodeBMP(f, src))
+	f.Add(encodeTIFF(f, src))
+	spec := Spec{Channels: 3, Height: 4, Width: 4, Resize: 5, ChannelOrder: "BGR", Scale: 1}
+	dst := make([][]float32, 10)
+	for i := range dst {
+		dst[i] = make([]float32, 3*4*4)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > fuzzMaxBytes {
+			return
+		}
+		h, err := ReadHeader(data, fuzzMaxPixels)
+		if err != nil {
+			if isTruncation(err) {
+				if _, rawErr := rawDecode(data); rawErr == nil {
+					t.Fatalf("ReadHeader: %v; the decoder accepts the bytes", err)
+				}
+			}
+			return
+		}
+		if rw, rh := ResizedSize(h.Width, h.Height, spec.Resize); rw*rh > fuzzMaxPixels {
+			return // as in FuzzDecode: an extreme aspect ratio only measures the resizer
+		}
+		var b Buffers
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		img, err := Decode(data, fuzzMaxPixels)
+		if err == nil {
+			err = b.Crops(img, spec, 10, dst)
+		}
+		runtime.ReadMemStats(&after)
+		m := h.Memory(spec, 10)
+		if alloc := int64(after.TotalAlloc - before.TotalAlloc); alloc > m.Decode+m.Crops+16<<10 {
+			t.Fatalf("%s %dx%d: Decode and Crops allocated %d bytes, the bound is %d (%+v; error %v)",
+				h.Format, h.Width, h.Height, alloc, m.Decode+m.Crops, m, err)
+		}
+		if img != nil {
+			if bb := img.Bounds(); bb.Dx() != h.Width || bb.Dy() != h.Height {
+				t.Fatalf("header %dx%d, decoded %v", h.Width, h.Height, bb)
+			}
 		}
 	})
 }

@@ -188,7 +188,7 @@ func Load(fsys fs.FS, m *Manifest, opts ReadOptions) (*Weights, error) {
 		case whole:
 			data, err = readWhole(rf, s, progress)
 		default:
-			data, err = readChunked(fsys, s, progress)
+			data, err = readChunked(fsys, s, true, progress)
 		}
 		if err != nil {
 			return nil, err
@@ -199,6 +199,36 @@ func Load(fsys fs.FS, m *Manifest, opts ReadOptions) (*Weights, error) {
 		w.swapToNative()
 	}
 	return w, nil
+}
+
+// Verify checks the model whose manifest.json is at the root of fsys as Read
+// does, with the same code: the manifest parsed strictly and validated, then
+// every shard opened and its size and sha256 checked. It streams each shard
+// through one small buffer instead of keeping it, so that a writer can prove
+// its output without holding the model in memory: the converter verifies
+// every model this way before it renames it into place. The errors are
+// Read's.
+func Verify(fsys fs.FS, opts ReadOptions) (*Manifest, error) {
+	m, err := ReadManifest(fsys)
+	if err != nil {
+		return nil, err
+	}
+	var total, done int64
+	for _, s := range m.Shards {
+		total += s.Size
+	}
+	progress := func(n int64) {
+		done += n
+		if opts.Progress != nil {
+			opts.Progress(done, total)
+		}
+	}
+	for _, s := range m.Shards {
+		if _, err := readChunked(fsys, s, false, progress); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // readWhole reads a shard with ReadFile, checks its size and hashes it in
@@ -237,9 +267,10 @@ func verify(s Shard, data []byte, progress func(int64)) error {
 	return checkSum(s, h.Sum(nil))
 }
 
-// readChunked reads a shard through Open into one slice of the manifest's size,
-// hashing each chunk as it arrives.
-func readChunked(fsys fs.FS, s Shard, progress func(int64)) ([]byte, error) {
+// readChunked reads a shard through Open, hashing each chunk as it arrives:
+// with keep, into one slice of the manifest's size, which it returns;
+// without, through one chunk-sized buffer (Verify), returning nil.
+func readChunked(fsys fs.FS, s Shard, keep bool, progress func(int64)) ([]byte, error) {
 	f, err := fsys.Open(s.File)
 	if err != nil {
 		return nil, shardOpenErr(s, err)
@@ -250,18 +281,29 @@ func readChunked(fsys fs.FS, s Shard, progress func(int64)) ([]byte, error) {
 			return nil, err
 		}
 	}
-	data := make([]byte, s.Size)
+	var data, buf []byte
+	if keep {
+		data = make([]byte, s.Size)
+	} else {
+		buf = make([]byte, min(int64(hashChunk), s.Size))
+	}
 	h := sha256.New()
-	for off := 0; off < len(data); {
-		end := min(off+hashChunk, len(data))
-		n, err := io.ReadFull(f, data[off:end])
+	for off := int64(0); off < s.Size; {
+		end := min(off+int64(hashChunk), s.Size)
+		var chunk []byte
+		if keep {
+			chunk = data[off:end]
+		} else {
+			chunk = buf[:end-off]
+		}
+		n, err := io.ReadFull(f, chunk)
 		if err == io.ErrUnexpectedEOF || err == io.EOF {
-			return nil, &ShardError{Shard: s.File, Msg: fmt.Sprintf("truncated: %d bytes, %s says %d", off+n, ManifestFile, s.Size)}
+			return nil, &ShardError{Shard: s.File, Msg: fmt.Sprintf("truncated: %d bytes, %s says %d", off+int64(n), ManifestFile, s.Size)}
 		}
 		if err != nil {
 			return nil, &ShardError{Shard: s.File, Msg: "read failed", Err: err}
 		}
-		h.Write(data[off:end])
+		h.Write(chunk)
 		off = end
 		progress(int64(n))
 	}

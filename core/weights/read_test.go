@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"strings"
@@ -53,6 +54,26 @@ func mapFS(files map[string][]byte) fstest.MapFS {
 
 // openOnly hides MapFS's ReadFile, so Read takes its chunked path.
 type openOnly struct{ fs.FS }
+
+// TestVerifyGood: Verify accepts the model Read accepts, returns its
+// manifest, and reports progress over every shard byte.
+func TestVerifyGood(t *testing.T) {
+	f := files(t, smallModel(t))
+	for _, fsys := range []fs.FS{mapFS(f), openOnly{mapFS(f)}} {
+		var last, total int64
+		m, err := weights.Verify(fsys, weights.ReadOptions{Progress: func(done, tot int64) { last, total = done, tot }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var size int64
+		for _, s := range m.Shards {
+			size += s.Size
+		}
+		if len(m.Shards) < 3 || last != size || total != size {
+			t.Errorf("%d shards of %d bytes; progress ended at %d of %d", len(m.Shards), size, last, total)
+		}
+	}
+}
 
 func TestReadGood(t *testing.T) {
 	b := smallModel(t)
@@ -250,7 +271,7 @@ func TestReadCorrupt(t *testing.T) {
 		{"zero stride", func(_ map[string][]byte, m *weights.Manifest) { m.Ops[0].Stride = [2]int{0, 1} }, wantFormat("out of range")},
 	}
 	for _, tc := range cases {
-		for _, mode := range []string{"ReadFileFS", "OpenOnly"} {
+		for _, mode := range []string{"ReadFileFS", "OpenOnly", "Verify"} {
 			t.Run(tc.name+"/"+mode, func(t *testing.T) {
 				f := files(t, smallModel(t))
 				var m weights.Manifest
@@ -269,6 +290,14 @@ func TestReadCorrupt(t *testing.T) {
 				var fsys fs.FS = mapFS(f)
 				if mode == "OpenOnly" {
 					fsys = openOnly{fsys}
+				}
+				if mode == "Verify" {
+					if _, err := weights.Verify(fsys, weights.ReadOptions{}); err == nil {
+						t.Fatal("Verify accepted a broken model")
+					} else {
+						tc.check(t, err)
+					}
+					return
 				}
 				w, err := weights.Read(fsys, weights.ReadOptions{})
 				if err == nil {
@@ -502,5 +531,61 @@ func TestDigestFS(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestShapeRules checks conv and pool ops whose out_shape is given (as the
+// converter writes it) against Caffe's rules (core/shape): the right shape
+// is accepted and one off is refused. The first rows are issue 8's pooling
+// with padding on one axis only, which Caffe's "either pad" rule governs.
+func TestShapeRules(t *testing.T) {
+	pool := func(round string, k, s, p [2]int) weights.Op {
+		return weights.Op{Type: weights.OpPool, Inputs: []string{"data"}, Output: "out", Pool: "max", RoundMode: round,
+			Kernel: k, Stride: s, Pad: p}
+	}
+	for _, tc := range []struct {
+		name    string
+		c, h, w int
+		op      weights.Op
+		want    [3]int
+	}{
+		{"pool pad_h only", 3, 6, 6, pool("ceil", [2]int{2, 1}, [2]int{1, 3}, [2]int{1, 0}), [3]int{3, 7, 2}},
+		{"pool pad_w only", 3, 6, 6, pool("ceil", [2]int{1, 2}, [2]int{3, 1}, [2]int{0, 1}), [3]int{3, 2, 7}},
+		{"pool no pad keeps a window past the input", 3, 6, 6, pool("ceil", [2]int{2, 1}, [2]int{1, 3}, [2]int{0, 0}), [3]int{3, 5, 3}},
+		{"pool ceil with pad drops", 1, 5, 5, pool("ceil", [2]int{2, 2}, [2]int{2, 2}, [2]int{1, 1}), [3]int{1, 3, 3}},
+		{"pool floor with pad", 1, 10, 10, pool("floor", [2]int{3, 3}, [2]int{2, 2}, [2]int{1, 1}), [3]int{1, 5, 5}},
+		{"pool asymmetric pads", 1, 13, 11, pool("ceil", [2]int{5, 4}, [2]int{3, 3}, [2]int{2, 1}), [3]int{1, 5, 4}},
+		{"global pool", 3, 7, 5, weights.Op{Type: weights.OpPool, Inputs: []string{"data"}, Output: "out", Pool: "ave",
+			RoundMode: "ceil", Global: true, Kernel: [2]int{7, 5}, Stride: [2]int{1, 1}}, [3]int{3, 1, 1}},
+		{"conv dilation and asymmetric pad", 1, 10, 6, weights.Op{Type: weights.OpConv, Inputs: []string{"data"}, Output: "out",
+			Kernel: [2]int{3, 3}, Stride: [2]int{2, 1}, Pad: [2]int{2, 1}, Dilation: [2]int{2, 3}, Group: 1}, [3]int{2, 5, 2}},
+	} {
+		for _, delta := range [][3]int{{}, {0, 1, 0}, {0, 0, 1}, {0, -1, 0}, {0, 0, -1}} {
+			t.Run(fmt.Sprintf("%s %v", tc.name, delta), func(t *testing.T) {
+				b := weightstest.New("shapes", tc.c, tc.h, tc.w, 1)
+				op := tc.op
+				if op.Type == weights.OpConv {
+					op.Weight = b.F16("w", []int{2, tc.c, op.Kernel[0], op.Kernel[1]}, b.Random(2*tc.c*op.Kernel[0]*op.Kernel[1], 1))
+				}
+				for i := range 3 {
+					op.OutShape[i] = tc.want[i] + delta[i]
+				}
+				b.Op(op)
+				f, err := b.Files()
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = weights.ParseManifest(f["manifest.json"])
+				if delta == ([3]int{}) {
+					if err != nil {
+						t.Fatalf("out_shape %v refused: %v", op.OutShape, err)
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("but the op computes %v", tc.want)) {
+					t.Fatalf("out_shape %v: error %v, want it refused as computing %v", op.OutShape, err, tc.want)
+				}
+			})
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+
+	"github.com/residual-go/residual/core/shape"
 )
 
 // Limits that keep a hostile or broken manifest from making the reader (or the
@@ -305,17 +307,11 @@ func (op *Op) inferShape(ins [][3]int, tensors map[string]*Tensor) ([3]int, erro
 		if err := checkBias(op, tensors, outC); err != nil {
 			return zero, err
 		}
-		var out [3]int
-		out[0] = outC
-		for i := range 2 {
-			ext := d[i]*(op.Kernel[i]-1) + 1
-			span := in[1+i] + 2*op.Pad[i] - ext
-			if span < 0 {
-				return zero, fmt.Errorf("kernel %v (dilation %v) is larger than the padded %dx%d input", op.Kernel, d, in[2], in[1])
-			}
-			// Caffe: (in + 2*pad - (dil*(k-1)+1)) / stride + 1, floored.
-			out[1+i] = span/op.Stride[i] + 1
+		hw, err := shape.Conv([2]int{in[1], in[2]}, op.Kernel, op.Stride, op.Pad, d)
+		if err != nil {
+			return zero, err
 		}
+		out := [3]int{outC, hw[0], hw[1]}
 		if err := checkActivation(out); err != nil {
 			return zero, err
 		}
@@ -349,26 +345,11 @@ func (op *Op) inferShape(ins [][3]int, tensors map[string]*Tensor) ([3]int, erro
 		if err := checkGeometry(op.Kernel, op.Stride, op.Pad, [2]int{1, 1}); err != nil {
 			return zero, err
 		}
-		out := [3]int{in[0], 0, 0}
-		for i := range 2 {
-			k, s, p, n := op.Kernel[i], op.Stride[i], op.Pad[i], in[1+i]
-			if p >= k {
-				return zero, fmt.Errorf("pad %v must be smaller than kernel %v", op.Pad, op.Kernel)
-			}
-			span := n + 2*p - k
-			if span < 0 {
-				return zero, fmt.Errorf("kernel %v is larger than the padded %dx%d input", op.Kernel, in[2], in[1])
-			}
-			o := span/s + 1
-			if op.RoundMode == "ceil" {
-				o = (span+s-1)/s + 1 // Caffe: ceil((in + 2*pad - k) / stride) + 1
-			}
-			// Caffe: the last window must start inside the input or its left padding.
-			if p > 0 && (o-1)*s >= n+p {
-				o--
-			}
-			out[1+i] = o
+		hw, err := shape.Pool([2]int{in[1], in[2]}, op.Kernel, op.Stride, op.Pad, op.RoundMode == "ceil")
+		if err != nil {
+			return zero, err
 		}
+		out := [3]int{in[0], hw[0], hw[1]}
 		return out, checkActivation(out)
 
 	case OpEltwise:

@@ -35,6 +35,11 @@ digest() { # digest ALGO FILE -> hex
   else shasum -a "${1#sha}" "$2" | cut -d' ' -f1; fi
 }
 
+# curl draws its progress bar only when stderr is a terminal; in a pipe or a log
+# a download is a line before and a line after, nothing in between.
+curl_progress=(-sS)
+if [[ -t 2 ]]; then curl_progress=(--progress-bar); fi
+
 # fetch NAME ALGO SUM URL...: download NAME into $dl unless a good copy is there.
 fetch() {
   local name=$1 algo=$2 want=$3; shift 3
@@ -47,11 +52,12 @@ fetch() {
   local url
   for url in "$@"; do
     echo "fetch-official: downloading $name from ${url%%\?*}"
-    if curl -fL --progress-bar --connect-timeout 10 --retry 1 --retry-delay 2 -o "$dst.part" "$url"; then
+    if curl -fL "${curl_progress[@]}" --connect-timeout 10 --retry 1 --retry-delay 2 -o "$dst.part" "$url"; then
       local got
       got=$(digest "$algo" "$dst.part")
       if [[ $got == "$want" ]]; then
         mv "$dst.part" "$dst"
+        echo "fetch-official: downloaded $name from ${url%%\?*} ($(wc -c <"$dst") bytes, $algo ok)"
         return 0
       fi
       echo "fetch-official: $name from ${url%%\?*} has $algo $got, want $want: discarded" >&2

@@ -10,8 +10,9 @@
 //	    [-mean-values 104,117,123] [-scale S] [-labels synset_words.txt]
 //	    [-name NAME] [-synthetic] [-shard-size BYTES] [-force] -out DIR
 //
-// The output appears atomically: a temporary directory beside DIR is renamed
-// to DIR at the end, and removed on any error.
+// The output appears atomically: a temporary directory beside DIR is checked
+// with core's reader (manifest validation, shard sha256) and renamed to DIR
+// at the end, and removed on any error.
 package main
 
 import (
@@ -204,7 +205,11 @@ func printSummary(w io.Writer, o convert.Options, s *convert.Summary, took time.
 	}
 }
 
-// progress draws a bar on a terminal, plain lines every 10% otherwise.
+// progress shows how far the conversion got. On a terminal it draws a bar
+// per stage, redrawn in place. Anywhere else (a pipe, a file, a CI log) it
+// prints nothing while working and one line at the end, also after a
+// failure: how far each stage got, so a log says where a conversion stopped
+// without pages of percentages.
 type progress struct {
 	w        io.Writer
 	tty      bool
@@ -212,50 +217,76 @@ type progress struct {
 	lastPct  int
 	lastDraw time.Time
 	drawn    bool
+	reached  []stageProgress // every stage seen, in order, with its last report
+}
+
+type stageProgress struct {
+	stage       string
+	done, total int64
 }
 
 func newProgress(w io.Writer) *progress {
-	p := &progress{w: w, lastPct: -1}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
-	}
-	return p
+	return &progress{w: w, tty: isTerminal(w), lastPct: -1}
 }
 
-var stageNames = map[string]string{"read": "reading", "write": "writing"}
+// isTerminal reports whether w is a character device: a terminal (or
+// /dev/null, where the bar is harmless). Pipes and regular files are not.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+var stageNames = map[string]string{"read": "reading", "write": "writing", "verify": "verifying"}
+
+// stageDone says what a stage did, for the closing line: "read", "bytes".
+var stageDone = map[string][2]string{"read": {"read", "bytes"}, "write": {"wrote", "values"}, "verify": {"verified", "bytes"}}
 
 func (p *progress) update(stage string, done, total int64) {
 	if total <= 0 {
 		return
 	}
+	if n := len(p.reached); n == 0 || p.reached[n-1].stage != stage {
+		p.reached = append(p.reached, stageProgress{stage: stage})
+	}
+	p.reached[len(p.reached)-1].done, p.reached[len(p.reached)-1].total = done, total
+	if !p.tty {
+		return
+	}
 	pct := int(done * 100 / total)
 	if stage != p.stage {
-		if p.tty && p.drawn {
+		if p.drawn {
 			fmt.Fprintln(p.w)
 		}
 		p.stage, p.lastPct, p.drawn = stage, -1, false
-	}
-	name := stageNames[stage]
-	if !p.tty {
-		if pct/10 > p.lastPct/10 || (pct == 100 && p.lastPct != 100) {
-			fmt.Fprintf(p.w, "convert: %s %3d%%\n", name, pct)
-			p.lastPct = pct
-		}
-		return
 	}
 	if pct == p.lastPct && time.Since(p.lastDraw) < 100*time.Millisecond {
 		return
 	}
 	const width = 40
 	fill := int(done * width / total)
-	fmt.Fprintf(p.w, "\rconvert: %-7s [%s%s] %3d%%", name, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), pct)
+	fmt.Fprintf(p.w, "\rconvert: %-9s [%s%s] %3d%%", stageNames[stage], strings.Repeat("=", fill), strings.Repeat(" ", width-fill), pct)
 	p.lastPct, p.lastDraw, p.drawn = pct, time.Now(), true
 }
 
+// finish ends the bar on a terminal, or prints the one closing line.
 func (p *progress) finish() {
-	if p.tty && p.drawn {
-		fmt.Fprintln(p.w)
+	if p.tty {
+		if p.drawn {
+			fmt.Fprintln(p.w)
+		}
+		return
 	}
+	if len(p.reached) == 0 {
+		return
+	}
+	var parts []string
+	for _, r := range p.reached {
+		d := stageDone[r.stage]
+		parts = append(parts, fmt.Sprintf("%s %d%% (%d of %d %s)", d[0], r.done*100/r.total, r.done, r.total, d[1]))
+	}
+	fmt.Fprintf(p.w, "convert: progress: %s\n", strings.Join(parts, ", "))
 }

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -128,14 +130,10 @@ func TestConvertLeNet(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout)
 		}
 	}
-	// stderr is not a terminal here: plain progress lines, 10% steps.
-	for _, want := range []string{"convert: reading 100%\n", "convert: writing 100%\n"} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, stderr)
-		}
-	}
-	if strings.Contains(stderr, "\r") {
-		t.Errorf("carriage returns on a non-terminal stderr")
+	// stderr is not a terminal here: one progress line, at the end.
+	if !regexp.MustCompile(`^convert: progress: read 100% \(\d+ of \d+ bytes\), wrote 100% \(431080 of 431080 values\), ` +
+		`verified 100% \(\d+ of \d+ bytes\)\n$`).MatchString(stderr) {
+		t.Errorf("stderr is not one closing progress line:\n%q", stderr)
 	}
 	data, err := os.ReadFile(filepath.Join(out, "manifest.json"))
 	if err != nil {
@@ -208,7 +206,7 @@ func TestBadInput(t *testing.T) {
 			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
 			var errLines []string
 			for _, l := range lines {
-				if !strings.HasPrefix(l, "convert: reading") && !strings.HasPrefix(l, "convert: writing") {
+				if !strings.HasPrefix(l, "convert: progress: ") {
 					errLines = append(errLines, l)
 				}
 			}
@@ -253,5 +251,57 @@ func TestRefuseOverwrite(t *testing.T) {
 	var m weights.Manifest
 	if err := json.Unmarshal(data, &m); err != nil || m.Model != "second" {
 		t.Errorf("after -force: %v %q", err, m.Model)
+	}
+}
+
+// TestProgress: away from a terminal (a pipe, a file, a buffer) nothing is
+// printed while working and one line at the end says how far each stage got,
+// also when the conversion stopped; on a terminal each stage is a bar redrawn
+// in place.
+func TestProgress(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	file, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	for _, out := range []io.Writer{w, file, &bytes.Buffer{}} {
+		if isTerminal(out) {
+			t.Errorf("%T is taken for a terminal", out)
+		}
+	}
+
+	var log bytes.Buffer
+	p := newProgress(&log)
+	for done := int64(0); done <= 1000; done += 10 {
+		p.update("read", done, 1000)
+	}
+	p.update("write", 410, 1000)
+	if log.Len() != 0 {
+		t.Errorf("printed while working: %q", log.String())
+	}
+	p.finish()
+	if want := "convert: progress: read 100% (1000 of 1000 bytes), wrote 41% (410 of 1000 values)\n"; log.String() != want {
+		t.Errorf("closing line %q, want %q", log.String(), want)
+	}
+
+	var term bytes.Buffer
+	p = &progress{w: &term, tty: true, lastPct: -1}
+	p.update("read", 500, 1000)
+	p.update("read", 1000, 1000)
+	p.update("verify", 1, 2)
+	p.finish()
+	got := term.String()
+	for _, want := range []string{"\rconvert: reading   [====================                    ]  50%",
+		"\rconvert: reading   [========================================] 100%\n",
+		"\rconvert: verifying [====================                    ]  50%\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("terminal output %q lacks %q", got, want)
+		}
 	}
 }

@@ -37,13 +37,16 @@
 //	  model.backend                  {backend: "webgpu"|"cpu", adapter, reason}: what runs the
 //	                                 network, on which GPU adapter, and why the CPU when it is
 //	  model.heapBytes                the Go heap in use after the load (shards released or not)
-//	  model.classify(bytes, {top, crops}) -> Promise<{top: [{index, label, prob}], ms, backend}>
+//	  model.classify(bytes, {top, crops, cam}) -> Promise<{top: [{index, label, prob}], ms, backend, cam}>
+//	                                 options as core.ParseClassifyOptions reads them; with cam
+//	                                 (info.cam models), cam is {index, grid (the raw center-crop
+//	                                 map, rows), width, height, rgba: the map over the image}
 //	  model.close()                  -> Promise: free the model and its methods
 //
-// Rejections carry a name JavaScript can branch on: "ImageError" for an
-// image that cannot be decoded, "ShardError" for shard bytes that do not
+// Rejections carry a name JavaScript can branch on, from core.KindOf: "ImageError" for an
+// image that cannot be decoded (or is too large), "ShardError" for shard bytes that do not
 // match the manifest (size or sha256: fetch them again), "FormatError" for a
-// manifest this build cannot read, "DeviceLostError" when the GPU device was
+// manifest this build cannot read, "OptionError" for a bad option, "DeviceLostError" when the GPU device was
 // lost (load the model again: the ladder then picks the CPU), "PanicError"
 // for a bug, "Error" otherwise.
 package main
@@ -51,14 +54,16 @@ package main
 import (
 	"errors"
 	"fmt"
+	"image"
 	"runtime"
 	"runtime/debug"
 	"syscall/js"
+	"time"
 	"unsafe"
 
 	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/core/heatmap"
 	"github.com/residual-go/residual/core/kernels"
-	"github.com/residual-go/residual/core/preprocess"
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/wasm/jsbridge"
 	"github.com/residual-go/residual/wasm/webgpu"
@@ -192,7 +197,9 @@ func newLoader(manifest []byte) (*jsbridge.Object, error) {
 		if err := spent(); err != nil {
 			return nil, err
 		}
-		opts := core.Options{}
+		// Maps cost only their features' memory; the page shows one on
+		// every card (when the model has them: Info.CAM).
+		opts := core.Options{CAM: true}
 		mode := webgpu.ModeAuto
 		if o := jsbridge.Arg(args, 0); o.Type() == js.TypeObject {
 			if cb := o.Get("onProgress"); cb.Type() == js.TypeFunction {
@@ -230,34 +237,52 @@ func newLoader(manifest []byte) (*jsbridge.Object, error) {
 	return ld, nil
 }
 
-// classifyError names the kinds of error JavaScript acts on differently.
+// classifyError names the kinds of error JavaScript acts on differently,
+// from core's taxonomy (core.KindOf) plus the two errors of this side of
+// the bridge: shard bytes that never fully arrived, and a lost GPU.
 func classifyError(err error) error {
-	var (
-		img   *preprocess.ImageError
-		sum   *weights.ChecksumError
-		shard *weights.ShardError
-		inc   *jsbridge.IncompleteError
-		form  *weights.FormatError
-	)
 	switch {
-	case errors.As(err, &img):
-		return jsbridge.Named("ImageError", err)
-	case errors.As(err, &sum), errors.As(err, &shard), errors.As(err, &inc):
-		return jsbridge.Named("ShardError", err)
-	case errors.As(err, &form):
-		return jsbridge.Named("FormatError", err)
 	case errors.As(err, new(*webgpu.DeviceLostError)):
 		return jsbridge.Named("DeviceLostError", err)
+	case errors.As(err, new(*jsbridge.IncompleteError)):
+		return jsbridge.Named("ShardError", err)
+	}
+	switch core.KindOf(err) {
+	case core.KindImage, core.KindTooLarge:
+		return jsbridge.Named("ImageError", err)
+	case core.KindShard:
+		return jsbridge.Named("ShardError", err)
+	case core.KindModel:
+		return jsbridge.Named("FormatError", err)
+	case core.KindOption:
+		return jsbridge.Named("OptionError", err)
 	}
 	return err
 }
 
-// classifyResult is what model.classify resolves with.
-type classifyResult struct {
-	Top []core.Prediction `json:"top"`
-	MS  float64           `json:"ms"` // core's own timing: decode, preprocessing and the network
-	// Backend is "webgpu" or "cpu": what ran the network.
-	Backend string `json:"backend"`
+// camSide bounds the longer side of the map overlay model.classify draws:
+// enough for the page's larger view, small enough to draw in a few ms.
+const camSide = 640
+
+// camResult is the "cam" object of model.classify: the raw center-crop grid
+// and the map drawn over the image (core/heatmap), at most camSide pixels
+// on its longer side, as RGBA bytes for an ImageData.
+func camResult(img image.Image, cm *core.ClassMap) map[string]any {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if s := max(w, h); s > camSide {
+		w, h = max(1, w*camSide/s), max(1, h*camSide/s)
+	}
+	over := heatmap.Overlay(img, cm, w, h)
+	grid := make([]any, cm.GridH)
+	for y, row := range cm.Grid() {
+		r := make([]any, len(row))
+		for x, v := range row {
+			r[x] = float64(v)
+		}
+		grid[y] = r
+	}
+	return map[string]any{"index": cm.Class, "grid": grid, "width": w, "height": h, "rgba": jsbridge.BytesToJS(over.Pix)}
 }
 
 // heapInUse is the Go heap in use once garbage is collected.
@@ -289,21 +314,35 @@ func newModel(m *core.Model, choice webgpu.Choice) *jsbridge.Object {
 		if err != nil {
 			return nil, err
 		}
-		opts := jsbridge.Arg(args, 1)
-		top, err := jsbridge.IntOption(opts, "top", 5, 1, 1<<20) // core clamps to the classes
+		get, err := jsbridge.Options(jsbridge.Arg(args, 1))
 		if err != nil {
 			return nil, fmt.Errorf("classify: %w", err)
 		}
-		crops, err := jsbridge.IntOption(opts, "crops", 1, 1, 10)
+		o, err := core.ParseClassifyOptions(get)
 		if err != nil {
-			return nil, fmt.Errorf("classify: %w", err)
+			return nil, classifyError(err)
 		}
 		return func() (any, error) {
-			res, err := m.ClassifyBytes(data, core.ClassifyOptions{Top: top, Crops: crops})
+			start := time.Now()
+			img, err := m.Decode(data)
 			if err != nil {
 				return nil, classifyError(err)
 			}
-			return classifyResult{Top: res.Top, MS: float64(res.Elapsed.Microseconds()) / 1000, Backend: choice.Backend}, nil
+			res, err := m.ClassifyImage(img, o)
+			if err != nil {
+				return nil, classifyError(err)
+			}
+			top, err := jsbridge.ValueOf(res.Top)
+			if err != nil {
+				return nil, err
+			}
+			out := map[string]any{"top": top, "backend": choice.Backend}
+			if o.CAM {
+				out["cam"] = camResult(img, &res.Maps[0])
+			}
+			// core's own timing and the map: decode, preprocessing, the network, the overlay.
+			out["ms"] = float64(time.Since(start).Microseconds()) / 1000
+			return out, nil
 		}, nil
 	})
 	obj.Sync("close", func(js.Value, []js.Value) (any, error) {

@@ -17,9 +17,12 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/x448/float16"
+
+	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/core/backendtest"
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/wasm/jsbridge"
-	"github.com/x448/float16"
 )
 
 // tinyModel is a two-class model over a 3x2x2 BGR input: class 0 sums the
@@ -251,8 +254,8 @@ func TestErrors(t *testing.T) {
 		{"truncated png", func() js.Value { return model.Call("classify", u8(truncated)) }, "ImageError", "PNG"},
 		{"empty", func() js.Value { return model.Call("classify", u8(nil)) }, "ImageError", "empty"},
 		{"string instead of bytes", func() js.Value { return model.Call("classify", "red.png") }, "Error", "classify: image bytes: want a Uint8Array or ArrayBuffer, got string"},
-		{"bad top", func() js.Value { return model.Call("classify", u8(red), opts("top", 0)) }, "Error", "option top"},
-		{"bad crops", func() js.Value { return model.Call("classify", u8(red), opts("crops", 3)) }, "Error", "Crops"},
+		{"bad top", func() js.Value { return model.Call("classify", u8(red), opts("top", 0)) }, "OptionError", "option top: 0"},
+		{"bad crops", func() js.Value { return model.Call("classify", u8(red), opts("crops", 3)) }, "OptionError", "option crops: 3"},
 		{"bad manifest", func() js.Value { return api.Call("newLoader", u8([]byte(`{"format":"nope"}`))) }, "FormatError", "not a residual model manifest"},
 		{"manifest not bytes", func() js.Value { return api.Call("newLoader") }, "Error", "newLoader: manifest: want a Uint8Array"},
 		{"chunk past the size", func() js.Value {
@@ -430,4 +433,77 @@ func TestDigestFromJavaScript(t *testing.T) {
 			t.Fatalf("tampered bytes after a rewind: %s: %q, want a ShardError (Go hashes them)", name, msg)
 		}
 	})
+}
+
+// TestCAM: a model ending in global average pooling and an inner product
+// returns, with {cam: true}, the map of its top-1 class: the raw 8 x 8 grid
+// of the center crop (equal to what core computes natively) and the map
+// drawn over the image at the image's size (under camSide) as RGBA bytes. A
+// model without maps refuses the option.
+func TestCAM(t *testing.T) {
+	files, err := backendtest.SmallResNet(3).Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := newAPI().Value
+	ld := mustAwait(t, api.Call("newLoader", u8(files[weights.ManifestFile])))
+	for i := range ld.Get("shards").Length() {
+		name := ld.Get("shards").Index(i).Get("file").String()
+		mustAwait(t, ld.Call("write", name, u8(files[name])))
+	}
+	opts := js.Global().Get("Object").New()
+	opts.Set("backend", "cpu")
+	model := mustAwait(t, ld.Call("open", opts))
+	if !model.Get("info").Get("cam").Bool() {
+		t.Fatal("info.cam is false for a network that ends in global average pooling and an inner product")
+	}
+	img := image.NewRGBA(image.Rect(0, 0, 80, 70))
+	for y := range 70 {
+		for x := range 80 {
+			img.SetRGBA(x, y, color.RGBA{uint8(3 * x), uint8(3 * y), 90, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	o := js.Global().Get("Object").New()
+	o.Set("cam", true)
+	r := mustAwait(t, model.Call("classify", u8(buf.Bytes()), o))
+	cam := r.Get("cam")
+	if cam.Get("index").Int() != r.Get("top").Index(0).Get("index").Int() {
+		t.Errorf("map of class %d, top-1 %d", cam.Get("index").Int(), r.Get("top").Index(0).Get("index").Int())
+	}
+	if w, h := cam.Get("width").Int(), cam.Get("height").Int(); w != 80 || h != 70 || cam.Get("rgba").Length() != 80*70*4 {
+		t.Errorf("overlay %dx%d with %d bytes, want 80x70 with %d", w, h, cam.Get("rgba").Length(), 80*70*4)
+	}
+	fsys, err := backendtest.SmallResNet(3).MapFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, err := core.Open(fsys, core.Options{CAM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer native.Close()
+	res, err := native.ClassifyImage(img, core.ClassifyOptions{CAM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grid := cam.Get("grid")
+	if grid.Length() != 8 {
+		t.Fatalf("grid has %d rows, want 8", grid.Length())
+	}
+	for y, row := range res.Maps[0].Grid() {
+		for x, v := range row {
+			if got := grid.Index(y).Index(x).Float(); got != float64(v) {
+				t.Fatalf("grid[%d][%d] = %v, core computes %v", y, x, got, v)
+			}
+		}
+	}
+
+	tiny, _ := load(t, api, newTinyModel(t), 128)
+	if _, name, msg := await(t, tiny.Call("classify", u8(pngOf(t, color.RGBA{255, 0, 0, 255})), o)); name != "OptionError" || !strings.Contains(msg, "no class activation maps") {
+		t.Errorf("cam on a model without maps: %s %q", name, msg)
+	}
 }

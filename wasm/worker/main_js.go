@@ -11,6 +11,7 @@ import (
 	"syscall/js"
 	"time"
 
+	"github.com/residual-go/residual/wasm/worker/budget"
 	"github.com/syumai/workers"
 )
 
@@ -29,7 +30,7 @@ func main() {
 		}
 		return n
 	}
-	budget := must(envInt(env, "MEMORY_BUDGET"))
+	limit := must(envInt(env, "MEMORY_BUDGET"))
 	sl := slice{
 		Stage:  int(must(envInt(env, "STAGE"))),
 		Stages: int(must(envInt(env, "STAGES"))),
@@ -43,15 +44,15 @@ func main() {
 	// the budget as a soft limit, so garbage from one request (body, decoded
 	// image) does not grow the wasm memory, which never shrinks.
 	debug.SetGCPercent(10)
-	if budget <= 0 {
-		budget = DefaultBudget
+	if limit <= 0 {
+		limit = budget.Default
 	}
-	debug.SetMemoryLimit(budget)
+	debug.SetMemoryLimit(limit)
 
 	cfg := Config{
 		Name:   name,
 		Source: &assetsSource{dir: "/models/" + name + "/"},
-		Budget: budget,
+		Budget: limit,
 		WasmMemory: func() int64 {
 			f := rc.Get("wasmMemoryBytes")
 			if f.Type() != js.TypeFunction {

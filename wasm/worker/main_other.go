@@ -17,22 +17,16 @@ import (
 
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/wasm/worker/budget"
 )
 
 // main serves the worker's handler as a plain HTTP server over a model
 // directory: the same code the Cloudflare Worker runs, for debugging without
 // wrangler (`go run ./wasm/worker -model weights/resnet50`). With -budget
 // it runs the model split into stages as the Workers would, all in this
-// process, each stage's handler calling the next directly. With the first
-// argument "config" it is the stage configuration generator (config.go).
+// process, each stage's handler calling the next directly. (The stage
+// configurations for wrangler are written by ./wasm/worker/config.)
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "config" {
-		if err := configMain(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		return
-	}
 	model := flag.String("model", "weights/resnet50", "converted model directory (manifest.json + shards)")
 	addr := flag.String("addr", "127.0.0.1:8787", "listen address")
 	budget := flag.Int64("budget", 0, "split the model into stages of this many bytes, run in this process (0: one stage)")
@@ -76,10 +70,10 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return rec.Result(), nil
 }
 
-// localPipeline plans the model in dir into stages of budget bytes and
+// localPipeline plans the model in dir into stages of stageBudget bytes and
 // returns their handlers, each joined to the next in this process; base
 // configures them all (Source, Name and the slice are set here).
-func localPipeline(dir string, budget int64, base Config) ([]*Server, error) {
+func localPipeline(dir string, stageBudget int64, base Config) ([]*Server, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, weights.ManifestFile))
 	if err != nil {
 		return nil, err
@@ -88,7 +82,7 @@ func localPipeline(dir string, budget int64, base Config) ([]*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := planStages(m, budget, true)
+	plan, err := budget.Plan(m, stageBudget, true)
 	if err != nil {
 		return nil, err
 	}

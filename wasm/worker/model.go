@@ -13,6 +13,7 @@ import (
 
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/wasm/worker/budget"
 )
 
 // Source opens the files of one model directory (manifest.json and the
@@ -116,8 +117,8 @@ type loader struct {
 
 	mu       sync.Mutex
 	model    *loaded
-	estimate *StageEstimate
-	final    error         // a *TooBigError: never retried
+	estimate *budget.Estimate
+	final    error         // a *budget.TooBigError: never retried
 	running  chan struct{} // closed when the running load ends; nil when none runs
 	lastErr  error
 	loads    int // successful loads
@@ -156,7 +157,7 @@ func (l *loader) get(ctx context.Context, sample func() memSample) (*loaded, err
 				l.estimate = est
 			}
 			if err != nil {
-				var tb *TooBigError
+				var tb *budget.TooBigError
 				if errors.As(err, &tb) {
 					l.final = err
 				}
@@ -171,6 +172,9 @@ func (l *loader) get(ctx context.Context, sample func() memSample) (*loaded, err
 			// The shards' transient garbage (chunks, manifest) goes now,
 			// so that the first request starts from the resident set.
 			runtime.GC()
+			if l.slice.Stage == 0 {
+				reserve(est.Free)
+			}
 			if sample != nil {
 				s := sample()
 				l.mu.Lock()
@@ -201,7 +205,7 @@ func (l *loader) get(ctx context.Context, sample func() memSample) (*loaded, err
 // load fetches the manifest, checks the stage's memory estimate against the
 // budget, then opens the stage: core streams each shard that holds a tensor
 // of the slice, verifying its sha256, and keeps only those tensors.
-func (l *loader) load(ctx context.Context) (model *loaded, est *StageEstimate, err error) {
+func (l *loader) load(ctx context.Context) (model *loaded, est *budget.Estimate, err error) {
 	defer func() {
 		// A panic while loading must not leave waiters blocked forever:
 		// it becomes this attempt's error, and the next request retries.
@@ -216,6 +220,9 @@ func (l *loader) load(ctx context.Context) (model *loaded, est *StageEstimate, e
 	}
 	raw, err := io.ReadAll(io.LimitReader(r, maxManifest+1))
 	r.Close()
+	if err == nil && len(raw) > maxManifest {
+		err = fmt.Errorf("%s is larger than %d bytes: not a manifest of this format", weights.ManifestFile, maxManifest)
+	}
 	if err != nil {
 		return nil, nil, &LoadError{Name: l.name, Err: err}
 	}
@@ -234,16 +241,16 @@ func (l *loader) load(ctx context.Context) (model *loaded, est *StageEstimate, e
 	if op, _, ok := core.MapsOp(m); ok && sl.First <= op {
 		maps = true
 	}
-	e, err := estimateStage(m, sl.First, sl.End, sl.Stage, maps)
+	e, err := budget.EstimateStage(m, sl.First, sl.End, sl.Stage, maps, l.budget)
 	if err != nil {
 		return nil, nil, &LoadError{Name: l.name, Err: fmt.Errorf("%w: regenerate the stage configuration (make worker-config)", err)}
 	}
 	est = &e
 	if e.Total > l.budget {
-		return nil, est, &TooBigError{Name: l.name, Slice: sl, Ops: len(m.Ops), Estimate: e, Budget: l.budget}
+		return nil, est, &budget.TooBigError{Name: l.name, Ops: len(m.Ops), Estimate: e, Budget: l.budget}
 	}
 	st, err := core.OpenStage(&sourceFS{ctx: ctx, src: l.src, manifest: raw}, core.StageOptions{
-		First: sl.First, End: sl.End, Threads: 1, MaxPixels: l.maxPixels, CAM: maps, MaxBatch: maxBatch})
+		First: sl.First, End: sl.End, Threads: 1, MaxPixels: l.maxPixels, CAM: maps, MaxBatch: budget.MaxBatch})
 	if err != nil {
 		return nil, est, &LoadError{Name: l.name, Err: err}
 	}
@@ -255,7 +262,7 @@ func (l *loader) load(ctx context.Context) (model *loaded, est *StageEstimate, e
 	if sl.First > 0 {
 		// The tensors this stage receives, for the largest batch: resident
 		// from the start, like the rest of the estimate.
-		ld.in = make([]float32, maxBatch*st.Program().InputSize())
+		ld.in = make([]float32, budget.MaxBatch*st.Program().InputSize())
 	}
 	return ld, est, nil
 }
@@ -263,7 +270,7 @@ func (l *loader) load(ctx context.Context) (model *loaded, est *StageEstimate, e
 // status is a snapshot for /healthz.
 type loaderStatus struct {
 	model    *loaded
-	estimate *StageEstimate
+	estimate *budget.Estimate
 	err      error
 	running  bool
 	loads    int
@@ -282,4 +289,29 @@ func (l *loader) status() loaderStatus {
 	}
 	return loaderStatus{model: l.model, estimate: l.estimate, err: err, running: l.running != nil,
 		loads: l.loads, attempts: l.attempts, loadTime: l.loadTime, fetchDur: l.fetchDur, afterMem: l.afterMem}
+}
+
+// reserve grows the Go heap once, right after the front stage loads, by the
+// memory every request may use (Estimate.Free), and frees it again: the heap
+// then ends in one free range that large, which each request's buffers fill
+// in the order they are allocated and leave whole again when the GC after
+// the request collects them. Without it the heap grows request by request,
+// and Go's allocator, which takes the lowest free range that fits, fills the
+// range the last large request left with the first buffers of a larger one
+// and puts the one that no longer fits on top: in wrangler dev, a 1364x1023
+// JPEG after 1000x872 ones grew the wasm memory by 11.5 MB for a request
+// 6 MB larger, and a mixed sequence peaked at 125 MB, over the 120 MB
+// budget. wasm memory never shrinks, so this costs nothing a busy isolate
+// would not reach anyway. (The front's ten crop tensors and outputs were
+// allocated when it opened, core.StageOptions.MaxBatch, below this range.)
+// The other stages allocate nothing per request but their small answer:
+// they need no reserve.
+func reserve(n int64) {
+	if n <= 0 {
+		return
+	}
+	b := make([]byte, n)
+	runtime.KeepAlive(b)
+	b = nil
+	runtime.GC()
 }

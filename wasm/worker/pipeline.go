@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/wasm/worker/budget"
 )
 
 // Headers between stages.
@@ -253,8 +254,8 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request) {
 	case h.Shape != info.Input.Shape:
 		refuse(http.StatusBadRequest, "a tensor of shape %v; this stage reads %s of shape %v", h.Shape, info.Input.Blob, info.Input.Shape)
 		return
-	case h.N > maxBatch:
-		refuse(http.StatusBadRequest, "a batch of %d; at most %d crops", h.N, maxBatch)
+	case h.N > budget.MaxBatch:
+		refuse(http.StatusBadRequest, "a batch of %d; at most %d crops", h.N, budget.MaxBatch)
 		return
 	case h.Maps && !info.Last:
 		// Passed on: only the last stage makes maps.

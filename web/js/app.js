@@ -14,7 +14,7 @@ const $ = (id) => document.getElementById(id);
 const el = {
   model: $('model'), modelField: $('model-field'), progress: $('weights-progress'),
   progressLabel: $('progress-label'), status: $('status'), kernels: $('kernels'), backend: $('backend'),
-  workers: $('workers'),
+  workers: $('workers'), camDialog: $('cam-dialog'),
   loadTime: $('load-time'), size: $('model-size'), synthetic: $('synthetic'),
   drop: $('drop'), files: $('files'), queue: $('queue'), results: $('results'),
   clearCache: $('clear-cache'), cacheUsage: $('cache-usage'), clearResults: $('clear-results'),
@@ -335,7 +335,7 @@ async function classifyOn(worker, { file, card }) {
   const crops = Number(document.querySelector('input[name="crops"]:checked').value);
   try {
     const buf = await file.arrayBuffer();
-    const r = await worker.classifier.classify(buf, { top: 5, crops });
+    const r = await worker.classifier.classify(buf, { top: 5, crops, cam: true });
     if (r.fellBack) {
       showBackend(r.fellBack);
       el.status.textContent = `The GPU stopped working; ${backendSentence(r.fellBack)}`;
@@ -375,11 +375,67 @@ function showResult(card, file, r, worker) {
   card.querySelector('.meta').textContent =
     `${fmtMs(r.ms)} · ${r.crops === 10 ? '10 crops' : '1 crop'} · ${r.backend === 'webgpu' ? 'WebGPU' : r.kernels}`
     + (state.pool.max > 1 ? ` · worker ${worker.id + 1}` : '');
+  if (r.cam) showMap(card, r.cam, r.top.find((p) => p.index === r.cam.index));
   card.dataset.status = 'done';
   card.dataset.backend = r.backend;
   card.dataset.ms = String(r.ms);
   card.dataset.worker = String(worker.id);
   card.dataset.file = file.name;
+}
+
+// showMap puts the class activation map of the card's top class (drawn
+// over the image in the worker) beside its thumbnail, behind a toggle; a
+// click on the map opens it larger. The card gets data-cam="ready".
+function showMap(card, cam, pred) {
+  const canvas = document.createElement('canvas');
+  canvas.width = cam.width;
+  canvas.height = cam.height;
+  canvas.className = 'thumb cam';
+  canvas.hidden = true;
+  const pixels = new Uint8ClampedArray(cam.rgba.buffer, cam.rgba.byteOffset, cam.rgba.byteLength);
+  canvas.getContext('2d').putImageData(new ImageData(pixels, cam.width, cam.height), 0, 0);
+  const what = `where the network saw ${pred?.label || `class ${cam.index}`}`;
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', `Class activation map: ${what}`);
+  canvas.title = `Class activation map: ${what} (click to enlarge)`;
+  canvas.tabIndex = 0; // reachable and openable from the keyboard too
+  const open = () => openMap(canvas, card.querySelector('.name').textContent, what);
+  canvas.addEventListener('click', open);
+  canvas.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      open();
+    }
+  });
+  const thumb = card.querySelector('.thumb');
+  thumb.after(canvas);
+  const toggle = card.querySelector('.cam-toggle');
+  toggle.hidden = false;
+  toggle.addEventListener('click', () => {
+    const on = toggle.getAttribute('aria-pressed') !== 'true';
+    toggle.setAttribute('aria-pressed', String(on));
+    toggle.textContent = on ? 'Hide map' : 'Show map';
+    canvas.hidden = !on;
+    thumb.hidden = on;
+  });
+  card.dataset.cam = 'ready';
+  card.dataset.camClass = String(cam.index);
+  card.dataset.camGrid = JSON.stringify(cam.grid); // the raw center-crop map, as tools/classify -cam gives it
+}
+
+// openMap shows a map as large as the window allows in the page's dialog.
+function openMap(canvas, name, what) {
+  const big = el.camDialog.querySelector('canvas');
+  big.width = canvas.width;
+  big.height = canvas.height;
+  big.getContext('2d').drawImage(canvas, 0, 0);
+  // Shown as large as the window allows (small images scaled up).
+  const scale = Math.min(640 / big.width, (0.9 * innerWidth) / big.width, (0.75 * innerHeight) / big.height);
+  big.style.width = `${Math.round(big.width * scale)}px`;
+  big.style.height = `${Math.round(big.height * scale)}px`;
+  big.setAttribute('aria-label', canvas.getAttribute('aria-label'));
+  el.camDialog.querySelector('.cam-caption').textContent = `${name}: ${what}. Bright yellow: strongest evidence; dark blue: weakest.`;
+  el.camDialog.showModal();
 }
 
 // readable drops the Go package prefixes ("core: preprocess: ") from a message.

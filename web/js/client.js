@@ -61,9 +61,12 @@ export class Classifier {
     return this.call('load', { base, float32Weights, backend }, { onProgress });
   }
 
-  // classify takes ownership of the ArrayBuffer (it is transferred, not copied).
-  classify(buffer, { top = 5, crops = 1 } = {}) {
-    return this.call('classify', { bytes: buffer, top, crops }, { transfer: [buffer] });
+  // classify takes ownership of the ArrayBuffer (it is transferred, not
+  // copied). With cam, the result's cam holds the top-1 class's activation
+  // map over the image ({index, grid, width, height, rgba}) when the model
+  // has maps.
+  classify(buffer, { top = 5, crops = 1, cam = false } = {}) {
+    return this.call('classify', { bytes: buffer, top, crops, cam }, { transfer: [buffer] });
   }
 
   clearCache() { return this.call('clearCache'); }

@@ -32,6 +32,8 @@ const SIMD_PROBE = new Uint8Array([
 ]);
 
 let api = null; // the Go API (see wasm/browser/main.go)
+// A result's buffers to transfer rather than copy (a symbol: not posted).
+const TRANSFER = Symbol('transfer');
 let memory = null; // the Go instance's WebAssembly.Memory
 let model = null; // the loaded Go model, or null
 let boot = null; // what start() found
@@ -254,24 +256,33 @@ async function loadShards(base, manifest, useCache, { float32Weights, backend },
   return res;
 }
 
-async function classify({ bytes, top = 5, crops = 1 }) {
+// classify classifies one image; with cam (for models whose info.cam is
+// true) it also returns the class activation map of the top-1 class, drawn
+// over the image by Go (the RGBA bytes are transferred to the page).
+async function classify({ bytes, top = 5, crops = 1, cam = false }) {
   if (!model) throw new Error('no model is loaded yet');
   const t0 = performance.now();
+  const opts = { top, crops, cam: cam && model.info.cam };
   let r;
   let fellBack = null;
   try {
-    r = await model.classify(new Uint8Array(bytes), { top, crops });
+    r = await model.classify(new Uint8Array(bytes), opts);
   } catch (err) {
     if (err.name !== 'DeviceLostError') throw err;
     // The GPU is gone: load the model again on the CPU (the shards come
     // from the Cache API) and classify there.
     await load({ ...loaded, backend: 'cpu' }, () => {});
     fellBack = { ...model.backend, reason: err.message };
-    r = await model.classify(new Uint8Array(bytes), { top, crops });
+    r = await model.classify(new Uint8Array(bytes), opts);
   }
-  return {
+  const result = {
     top: r.top, ms: r.ms, wallMs: performance.now() - t0, kernels: boot.kernels, crops, backend: r.backend, fellBack,
   };
+  if (r.cam) {
+    result.cam = { index: r.cam.index, grid: r.cam.grid, width: r.cam.width, height: r.cam.height, rgba: r.cam.rgba };
+    result[TRANSFER] = [r.cam.rgba.buffer];
+  }
+  return result;
 }
 
 async function clearCache() {
@@ -292,7 +303,8 @@ self.onmessage = (event) => {
       const fn = ops[op];
       if (!fn) throw new Error(`unknown operation ${op}`);
       const result = await fn(args || {}, (p) => self.postMessage({ id, progress: p }));
-      self.postMessage({ id, result });
+      const transfer = result?.[TRANSFER] ?? [];
+      self.postMessage({ id, result }, transfer);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       self.postMessage({ id, error: { name: e.name, message: e.message } });

@@ -105,8 +105,9 @@ export function mimeType(file) {
 }
 
 // reference runs tools/classify -json on files and returns {basename: top}.
-export async function reference(files, { crops = 1, top = 5 } = {}) {
-  const args = ['-json', '-model', cfg.modelDir, '-top', String(top), '-crops', String(crops), ...files];
+export async function reference(files, { crops = 1, top = 5, camDir = '' } = {}) {
+  const args = ['-json', '-model', cfg.modelDir, '-top', String(top), '-crops', String(crops),
+    ...(camDir ? ['-cam', camDir] : []), ...files];
   let stdout;
   try {
     ({ stdout } = await promisify(execFile)(cfg.classify, args, { maxBuffer: 1 << 24 }));

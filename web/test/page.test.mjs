@@ -1,8 +1,8 @@
 // The demo page in headless Chromium (issue 4): model load with progress,
 // images through a real drop event and the file input compared with
 // tools/classify, a drop of 16 images over a pool of workers, error cards,
-// responsiveness, cache on reload, a tampered cached shard, offline, and the
-// scalar build. Run by `make web-test` (see web/web.mk).
+// responsiveness, cache on reload, a tampered cached shard, offline, the
+// scalar build, and the class activation maps on the cards. Run by `make web-test` (see web/web.mk).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -137,6 +137,52 @@ describe('demo page', { timeout: 20 * 60 * 1000 }, () => {
     const cards = await readCards(page);
     assert.equal(cards.length, photos.length);
     for (const card of cards) assertSameAsCLI(card, ref1[card.file], 'file input');
+  });
+
+  it('shows each card\'s class activation map like tools/classify -cam, behind a toggle and in a larger view', async () => {
+    await clearResults();
+    const camDir = fs.mkdtempSync(path.join(cfg.artifacts, 'cam-'));
+    const ref = await reference(photos, { camDir });
+    await page.setInputFiles('#files', photos);
+    await settled(photos.length);
+    await page.waitForFunction((n) => document.querySelectorAll('.card[data-cam="ready"]').length === n, photos.length);
+    const maps = await page.$$eval('.card[data-cam="ready"]', (els) => els.map((el) => ({
+      file: el.dataset.file, cls: Number(el.dataset.camClass), grid: JSON.parse(el.dataset.camGrid),
+      top: Number(el.querySelector('[data-class-index]').dataset.classIndex),
+    })));
+    for (const m of maps) {
+      const want = ref[m.file].cam;
+      assert.equal(m.cls, m.top, `${m.file}: the map is of class ${m.cls}, the card's top class is ${m.top}`);
+      assert.equal(m.cls, want.index, `${m.file}: map of class ${m.cls}, tools/classify's of ${want.index}`);
+      const flat = want.grid.flat();
+      const range = Math.max(...flat) - Math.min(...flat);
+      assert.equal(m.grid.flat().length, flat.length, `${m.file}: grid size`);
+      m.grid.flat().forEach((v, i) => assert.ok(Math.abs(v - flat[i]) <= 1e-4 * range,
+        `${m.file}: grid value ${i}: ${v} in the page, ${flat[i]} from tools/classify (range ${range})`));
+    }
+    // The toggle swaps the thumbnail for the map; a click opens it larger.
+    const card = page.locator('.card[data-cam="ready"]').first();
+    assert.equal(await card.locator('canvas.cam').isVisible(), false, 'the map shows before the toggle');
+    await card.locator('.cam-toggle').click();
+    assert.equal(await card.locator('.cam-toggle').getAttribute('aria-pressed'), 'true');
+    assert.equal(await card.locator('canvas.cam').isVisible(), true, 'the toggle did not show the map');
+    assert.equal(await card.locator('img.thumb').isVisible(), false, 'the thumbnail stays beside the map');
+    const size = await card.locator('canvas.cam').evaluate((c) => [c.width, c.height]);
+    const file = await card.getAttribute('data-file');
+    const dims = await page.evaluate(async (src) => { const i = new Image(); i.src = src; await i.decode(); return [i.naturalWidth, i.naturalHeight]; },
+      await card.locator('img.thumb').getAttribute('src'));
+    const side = Math.max(...dims); // the worker draws the map at most 640 pixels on its longer side
+    const want = side <= 640 ? dims : dims.map((d) => Math.max(1, Math.floor((d * 640) / side)));
+    assert.deepEqual(size, want, `${file}: the map is ${size}, the image ${dims}`);
+    await page.screenshot({ path: path.join(cfg.artifacts, 'page-cam.png'), fullPage: true });
+    await card.locator('canvas.cam').click();
+    await page.waitForSelector('#cam-dialog[open]');
+    assert.match(await page.textContent('#cam-dialog .cam-caption'), /where the network saw/);
+    await page.screenshot({ path: path.join(cfg.artifacts, 'page-cam-large.png') });
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#cam-dialog:not([open])', { state: 'attached' });
+    await card.locator('.cam-toggle').click();
+    assert.equal(await card.locator('img.thumb').isVisible(), true, 'the toggle did not bring the thumbnail back');
   });
 
   it('classifies a drop of 16 images on a pool of workers like tools/classify', async () => {

@@ -332,8 +332,17 @@ func TestCorruptBlobs(t *testing.T) {
 		}), "BlobShape.dim -1 is out of range"},
 		{"overflowing shape", mk(func(e *binEnc) {
 			e.data(blobData, "", []float32{1})
-			e.message(blobShape, "", func(e encoder) { e.dims(shapeDim, "", []int{1 << 31, 1 << 31, 1 << 31}) })
+			e.message(blobShape, "", func(e encoder) { e.dims(shapeDim, "", []int{1<<31 - 1, 1<<31 - 1, 1<<31 - 1}) })
 		}), "but carries 1 values"},
+		{"dim beyond Caffe's int", mk(func(e *binEnc) {
+			e.message(blobShape, "", func(e encoder) { e.dims(shapeDim, "", []int{1 << 31}) })
+		}), "BlobShape.dim 2147483648 is out of range"},
+		{"negative legacy dim", mk(func(e *binEnc) {
+			e.integer(blobNum, "", -1)
+		}), "legacy blob dimension -1 is negative"},
+		{"legacy dim beyond int32", mk(func(e *binEnc) {
+			e.integer(blobHeight, "", 1<<31)
+		}), "BlobProto num/channels/height/width 2147483648 is out of range for an int32 field"},
 		{"ragged packed data", mk(func(e *binEnc) {
 			e.tag(blobData, protowire.BytesType)
 			e.b = protowire.AppendBytes(e.b, []byte{1, 2, 3})

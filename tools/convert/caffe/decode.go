@@ -3,14 +3,42 @@ package caffe
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// maxDim bounds one blob or input dimension. Caffe itself keeps counts
-// within INT_MAX; this is generous and keeps products from overflowing.
-const maxDim = 1 << 31
+// maxDim bounds one blob or input dimension: Caffe's Blob holds each
+// dimension (and the count) in a C++ int, so a larger one cannot be loaded.
+const maxDim = math.MaxInt32
+
+// Integer fields and their ranges.
+//
+// caffe.proto declares int32, uint32, int64 and enum fields; on the wire all
+// are varints of up to 64 bits. Caffe's C++ protobuf keeps the low 32 bits of
+// an int32 or uint32 varint and silently drops an unknown enum value (the field
+// keeps its earlier value). residual refuses instead, with the field's name and
+// the value: no protobuf writer produces a 32-bit field whose varint does not
+// fit (a negative int32 is written as its 64-bit sign extension, which does),
+// and a truncated kernel size or a pooling method quietly replaced by MAX
+// would be a different net than the file says. So:
+//
+//   - int32 (axis, num_axes, end_axis...): the varint, read as a signed
+//     64-bit value, must lie in [-2^31, 2^31-1];
+//   - uint32 (num_output, kernel_size, pad, stride, group...): in
+//     [0, 2^32-1]; a negative number written as a 10-byte varint is refused;
+//     concat_dim and crop_size, which Caffe casts to int, at most 2^31-1
+//     (Caffe refuses a larger concat_dim too);
+//   - enum (pool, round_mode, operation, phase): an int32 that names one of
+//     the values caffe.proto declares, in binary as in text;
+//   - int64 dimensions (BlobShape.dim, input_dim): in [0, maxDim].
+//
+// The text parser applies the same ranges to the numbers it reads, so a net
+// reads the same from either format, and whatever the readers accept the
+// writers write back unchanged.
 
 // fields is a cursor over the fields of one message, binary ([msg]) or
 // text ([textMsg]). The layer and blob decoders are written once against it,
@@ -20,11 +48,11 @@ type fields interface {
 	field() protowire.Number // the current field's number (0 if unknown)
 	skip() error             // ignore the current field
 	errorf(format string, args ...any) error
-	varint(what string) (uint64, error)
 	str(what string) (string, error)
 	boolean(what string) (bool, error)
-	int32v(what string) (int, error) // int32 or enum
+	int32v(what string) (int, error)
 	uint32v(what string) (int, error)
+	enum(what string, values map[string]int) (int, error)
 	float(what string) (float64, error) // a float field, widened
 	sub(what string) (fields, error)    // the embedded message
 	uint32s(dst []int, what string) ([]int, error)
@@ -127,17 +155,71 @@ func (m *msg) boolean(what string) (bool, error) {
 	return v != 0, err
 }
 
-// int32v decodes an int32/enum field (negative values are sign-extended
-// to 64 bits on the wire).
+// int32v decodes an int32 field (negative values are sign-extended to 64
+// bits on the wire); a varint outside the int32 range is refused.
 func (m *msg) int32v(what string) (int, error) {
 	v, err := m.varint(what)
-	return int(int32(v)), err
+	if err != nil {
+		return 0, err
+	}
+	return m.checkInt32(int64(v), what)
 }
 
-// uint32v decodes a uint32 field.
+func (m *msg) checkInt32(v int64, what string) (int, error) {
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		return 0, m.errorf("%s %d is out of range for an int32 field", what, v)
+	}
+	return int(v), nil
+}
+
+// uint32v decodes a uint32 field; a varint beyond 32 bits (a negative
+// number, for one) is refused.
 func (m *msg) uint32v(what string) (int, error) {
 	v, err := m.varint(what)
-	return int(uint32(v)), err
+	if err != nil {
+		return 0, err
+	}
+	return m.checkUint32(v, what)
+}
+
+func (m *msg) checkUint32(v uint64, what string) (int, error) {
+	if v > math.MaxUint32 {
+		if int64(v) < 0 {
+			return 0, m.errorf("%s %d is negative, and the field is a uint32", what, int64(v))
+		}
+		return 0, m.errorf("%s %d is out of range for a uint32 field", what, v)
+	}
+	return int(v), nil
+}
+
+// enum decodes an enum field and refuses a value caffe.proto does not declare.
+func (m *msg) enum(what string, values map[string]int) (int, error) {
+	v, err := m.int32v(what)
+	if err != nil {
+		return 0, err
+	}
+	if !hasEnumValue(values, v) {
+		return 0, m.errorf("%s %d is not a value caffe.proto declares (%s)", what, v, enumPairs(values))
+	}
+	return v, nil
+}
+
+// enumPairs lists an enum's names and values, "AVE = 1, MAX = 0, ...".
+func enumPairs(values map[string]int) string {
+	names := slices.Sorted(maps.Keys(values))
+	for i, k := range names {
+		names[i] = fmt.Sprintf("%s = %d", k, values[k])
+	}
+	return strings.Join(names, ", ")
+}
+
+func hasEnumValue(values map[string]int, v int) bool {
+	for _, x := range values {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *msg) float(what string) (float64, error) {
@@ -167,7 +249,11 @@ func (m *msg) uint32s(dst []int, what string) ([]int, error) {
 		if n < 0 {
 			return dst, m.errorf("packed %s: %v", what, protowire.ParseError(n))
 		}
-		dst = append(dst, int(uint32(v)))
+		u, err := m.checkUint32(v, what)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, u)
 		b = b[n:]
 	}
 	return dst, nil
@@ -345,15 +431,15 @@ func decodeBlob(m fields, layer string, index int) (*Blob, error) {
 			break
 		}
 		switch m.field() {
-		case blobNum, blobChannels, blobHeight, blobWidth:
-			v, err := m.varint("BlobProto num/channels/height/width")
+		case blobNum, blobChannels, blobHeight, blobWidth: // int32 fields
+			v, err := m.int32v("BlobProto num/channels/height/width")
 			if err != nil {
 				return nil, err
 			}
-			if d := int64(v); d < 0 || d > maxDim {
-				return nil, m.errorf("legacy blob dimension %d is out of range", d)
+			if v < 0 {
+				return nil, m.errorf("legacy blob dimension %d is negative", v)
 			}
-			legacy[m.field()-blobNum] = int(v)
+			legacy[m.field()-blobNum] = v
 			hasLegacy = true
 		case blobShape:
 			s, err := m.sub("BlobProto.shape")

@@ -1,5 +1,7 @@
 package caffe
 
+import "math"
+
 // Decoding of LayerParameter and the layer-specific parameter messages.
 
 // decodeLayer decodes one LayerParameter. The phase comes from the first
@@ -123,12 +125,9 @@ func decodeRulePhase(m fields) (phase int, has bool, err error) {
 			return phase, has, err
 		}
 		if m.field() == netStateRulePhse {
-			v, err := m.int32v("NetStateRule.phase")
+			v, err := m.enum("NetStateRule.phase", phaseEnum)
 			if err != nil {
 				return 0, false, err
-			}
-			if v != PhaseTrain.Wire() && v != PhaseTest.Wire() {
-				return 0, false, m.errorf("NetStateRule.phase %d is neither TRAIN (0) nor TEST (1)", v)
 			}
 			phase, has = v, true
 		} else if err := m.skip(); err != nil {
@@ -223,7 +222,7 @@ func decodeReLU(m fields, p *ReLUParam) (err error) {
 func decodeEltwise(m fields, p *EltwiseParam) (err error) {
 	switch m.field() {
 	case eltOperation:
-		p.Operation, err = m.int32v("operation")
+		p.Operation, err = m.enum("operation", eltwiseEnum)
 	case eltCoeff:
 		p.Coeff, err = m.floats(p.Coeff, "coeff")
 	default:
@@ -235,7 +234,7 @@ func decodeEltwise(m fields, p *EltwiseParam) (err error) {
 func decodePooling(m fields, p *PoolingParam) (err error) {
 	switch m.field() {
 	case poolPool:
-		p.Pool, err = m.int32v("pool")
+		p.Pool, err = m.enum("pool", poolEnum)
 	case poolKernel:
 		p.KernelSize, err = m.uint32v("kernel_size")
 	case poolStride:
@@ -263,7 +262,7 @@ func decodePooling(m fields, p *PoolingParam) (err error) {
 	case poolGlobal:
 		p.GlobalPooling, err = m.boolean("global_pooling")
 	case poolRoundMode:
-		p.RoundMode, err = m.int32v("round_mode")
+		p.RoundMode, err = m.enum("round_mode", roundEnum)
 	default:
 		err = m.skip()
 	}
@@ -299,7 +298,13 @@ func decodeConcat(m fields, p *ConcatParam) (err error) {
 	case concatAxis:
 		p.Axis, err = m.int32v("axis")
 	case concatDim: // Caffe: concat_dim is the deprecated alias of axis
-		p.Axis, err = m.uint32v("concat_dim")
+		// A uint32; Caffe's ConcatLayer casts it to int and refuses a
+		// negative result, so it must fit the int32 axis it becomes.
+		var v int
+		if v, err = m.uint32v("concat_dim"); err == nil && v > math.MaxInt32 {
+			err = m.errorf("concat_dim %d does not fit the int32 axis it stands for (Caffe refuses it too)", v)
+		}
+		p.Axis = v
 	default:
 		err = m.skip()
 	}
@@ -350,12 +355,12 @@ func decodeTransform(m fields, p *TransformParam) (err error) {
 	case tfMirror:
 		p.Mirror, err = m.boolean("mirror")
 	case tfCropSize:
-		var v uint64
-		v, err = m.varint("crop_size")
-		if v > maxDim {
-			return m.errorf("crop_size %d is out of range", v)
+		var v int
+		if v, err = m.uint32v("crop_size"); err == nil && v > maxDim {
+			// Caffe's DataTransformer holds it in an int.
+			err = m.errorf("crop_size %d is out of range", v)
 		}
-		p.CropSize = int(v)
+		p.CropSize = v
 	case tfMeanFile:
 		p.MeanFile, err = m.str("mean_file")
 	case tfMeanValue:

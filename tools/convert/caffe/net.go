@@ -5,7 +5,10 @@
 //
 // The data model below keeps only what residual needs: layer names, types,
 // bottoms and tops, the typed parameters of the supported layers, and the blobs.
-// Unknown fields are skipped, so files written by any Caffe version parse.
+// Unknown fields are skipped, so files written by any Caffe version parse. An
+// integer that does not fit its field's declared type, or an enum value
+// caffe.proto does not declare, is refused rather than cut to 32 bits or
+// dropped as Caffe's protobuf would (see decode.go for the ranges and why).
 package caffe
 
 // Net is a parsed NetParameter: the deploy definition from a .prototxt, the

@@ -3,6 +3,7 @@ package caffe
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -378,6 +379,9 @@ func (m *textMsg) scalar(what string) (token, error) {
 	return m.cur.val, nil
 }
 
+// integer reads an integer in [lo, hi]: decimal, hex (0x) or octal (leading
+// 0) with an optional sign, as the protobuf text format writes them (not Go's
+// 0b, 0o or 1_000), or, for an enum field, one of its value names.
 func (m *textMsg) integer(what string, lo, hi int64) (int64, error) {
 	t, err := m.scalar(what)
 	if err != nil {
@@ -392,32 +396,35 @@ func (m *textMsg) integer(what string, lo, hi int64) (int64, error) {
 	if t.kind != tokNumber {
 		return 0, m.errorf("%s: expected an integer, found %s", m.cur.name, t.describe())
 	}
+	body := strings.ToLower(strings.TrimLeft(t.text, "+-"))
 	v, err := strconv.ParseInt(t.text, 0, 64)
-	if err != nil {
-		if u, uerr := strconv.ParseUint(t.text, 0, 64); uerr == nil && hi == -1 {
-			return int64(u), nil // full uint64 range
-		}
-		return 0, m.errorf("%s: %s is not an integer in range", m.cur.name, t.text)
+	if err != nil || strings.ContainsRune(body, '_') || strings.HasPrefix(body, "0b") || strings.HasPrefix(body, "0o") {
+		return 0, m.errorf("%s: %s is not an integer in range [%d, %d]", m.cur.name, t.text, lo, hi)
 	}
-	if hi != -1 && (v < lo || v > hi) {
+	if v < lo || v > hi {
 		return 0, m.errorf("%s: %d is out of range [%d, %d]", m.cur.name, v, lo, hi)
 	}
 	return v, nil
 }
 
-func (m *textMsg) varint(what string) (uint64, error) {
-	v, err := m.integer(what, 0, -1)
-	return uint64(v), err
-}
-
 func (m *textMsg) int32v(what string) (int, error) {
-	v, err := m.integer(what, -1<<31, 1<<31-1)
+	v, err := m.integer(what, math.MinInt32, math.MaxInt32)
 	return int(v), err
 }
 
 func (m *textMsg) uint32v(what string) (int, error) {
-	v, err := m.integer(what, 0, 1<<32-1)
+	v, err := m.integer(what, 0, math.MaxUint32)
 	return int(v), err
+}
+
+// enum reads an enum field by name or number; the number must be one
+// caffe.proto declares, as Caffe's text parser requires.
+func (m *textMsg) enum(what string, values map[string]int) (int, error) {
+	v, err := m.int32v(what)
+	if err == nil && !hasEnumValue(values, v) {
+		err = m.errorf("%s: %d is not a value caffe.proto declares (%s)", m.cur.name, v, enumPairs(values))
+	}
+	return v, err
 }
 
 func (m *textMsg) boolean(what string) (bool, error) {

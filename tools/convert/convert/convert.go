@@ -34,8 +34,9 @@ type Options struct {
 	Out        string   // required
 	Force      bool
 
-	// Progress, when set, is called while reading (stage "read", bytes) and
-	// writing (stage "write", values).
+	// Progress, when set, is called while reading (stage "read", bytes),
+	// writing (stage "write", values) and checking the written model with
+	// core's reader (stage "verify", bytes).
 	Progress func(stage string, done, total int64)
 }
 
@@ -120,11 +121,12 @@ func Convert(o Options) (*Summary, error) {
 		}
 	}
 	readTime := time.Since(start)
-	var progress func(done, total int64)
+	wo := WriteOptions{ShardSize: o.ShardSize, Force: o.Force}
 	if o.Progress != nil {
-		progress = func(done, total int64) { o.Progress("write", done, total) }
+		wo.Progress = func(done, total int64) { o.Progress("write", done, total) }
+		wo.VerifyProgress = func(done, total int64) { o.Progress("verify", done, total) }
 	}
-	sum, err := Write(o.Out, g, meta, WriteOptions{ShardSize: o.ShardSize, Force: o.Force, Progress: progress})
+	sum, err := Write(o.Out, g, meta, wo)
 	if err != nil {
 		return nil, err
 	}

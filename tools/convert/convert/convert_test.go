@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -717,4 +718,52 @@ func TestFoldExactLayerZoo(t *testing.T) {
 	}
 	tameLogits(t, b.net, in, "ip2")
 	checkFold(t, b.net, in, []string{"ip2", "prob"}, 1e-12)
+}
+
+// TestWriteVerifies: Write checks the model it wrote with core's reader
+// before the rename. A net the converter lowers but core refuses (here a
+// pooling whose pad, 2^21, is beyond core's weights.MaxDim) fails with a
+// *VerifyError and leaves nothing at the output, nor a temporary directory
+// beside it; an existing output replaced with Force stays as it was. A good
+// model passes and opens with weights.Read.
+func TestWriteVerifies(t *testing.T) {
+	b := newBuilder(3, 1, 8, 8)
+	p := caffe.DefaultPoolingParam()
+	p.KernelSize, p.Pad, p.Stride = 1<<21+1, 1<<21, 1<<22
+	b.add(&caffe.Layer{Name: "pool", Type: "Pooling", Bottoms: []string{"data"}, Tops: []string{"pool"}, Pooling: p})
+	b.net.Name = "beyond"
+	if _, err := Lower(b.net); err != nil {
+		t.Fatalf("the converter should accept this net (the test needs one core refuses): %v", err)
+	}
+	model := writeModel(t, b.net)
+	parent := t.TempDir()
+	out := filepath.Join(parent, "sub", "out")
+	_, err := Convert(Options{Caffemodel: model, Out: out})
+	var ve *VerifyError
+	var fe *weights.FormatError
+	if !errors.As(err, &ve) || !errors.As(err, &fe) || !strings.Contains(err.Error(), "out of range") ||
+		strings.Contains(err.Error(), "re-run tools/convert") {
+		t.Fatalf("error %v (%T), want a *VerifyError wrapping core's *weights.FormatError", err, err)
+	}
+	t.Logf("refused: %v", err)
+	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+		t.Errorf("parent holds %v after a failed verification", ents)
+	}
+
+	good := writeModel(t, tinyNet(4, 4))
+	out = filepath.Join(parent, "out")
+	if _, err := Convert(Options{Caffemodel: good, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := weights.Read(os.DirFS(out), weights.ReadOptions{}); err != nil {
+		t.Fatalf("core does not open a model the converter verified: %v", err)
+	}
+	before, _ := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if _, err := Convert(Options{Caffemodel: model, Out: out, Force: true}); !errors.As(err, &ve) {
+		t.Fatalf("error %v, want a *VerifyError", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(out, "manifest.json"))
+	if ents, _ := os.ReadDir(parent); len(ents) != 1 || !bytes.Equal(before, after) {
+		t.Errorf("after a failed -force: parent holds %v, manifest changed: %v", ents, !bytes.Equal(before, after))
+	}
 }

@@ -14,7 +14,9 @@
 //     fused into the conv, inner product or eltwise before it when nothing
 //     else reads the value before the ReLU; Dropout is already gone.
 //  3. [Write] (or [Convert], which reads the files and does all three) rounds
-//     every tensor to float16 and streams it into the shard files.
+//     every tensor to float16 and streams it into the shard files, then checks
+//     the model with core's reader ([weights.Verify]) before renaming it into
+//     place: a model the converter writes is a model core opens.
 //
 // Memory: the folded weights are never materialized for the whole net. A
 // node keeps its original float32 Caffe blobs plus float64 per-output-channel

@@ -479,18 +479,11 @@ func (lw *lowerer) conv(l *caffe.Layer, in []Shape) (*Node, Shape, error) {
 		}
 		n.B = l.Blobs[1]
 	}
-	// Caffe: out = (in + 2*pad - (dilation*(kernel-1)+1)) / stride + 1, rounded down.
-	var out Shape
-	out[0] = oc
-	for i := 0; i < 2; i++ {
-		ext := dil[i]*(k[i]-1) + 1
-		span := in[0][1+i] + 2*pad[i] - ext
-		if span < 0 {
-			return nil, Shape{}, lw.errorf(l, "kernel extent %d is larger than the padded input %v", ext, in[0])
-		}
-		out[1+i] = span/st[i] + 1
+	size, err := convOutputShape([2]int{in[0][1], in[0][2]}, k, st, pad, dil)
+	if err != nil {
+		return nil, Shape{}, lw.errorf(l, "%v (input %v)", err, in[0])
 	}
-	return n, out, nil
+	return n, Shape{oc, size[0], size[1]}, nil
 }
 
 func (lw *lowerer) innerProduct(l *caffe.Layer, in []Shape) (*Node, Shape, error) {
@@ -656,30 +649,12 @@ func (lw *lowerer) pooling(l *caffe.Layer, in []Shape) (*Node, Shape, error) {
 	if k[0] <= 0 || k[1] <= 0 || st[0] <= 0 || st[1] <= 0 || pad[0] < 0 || pad[1] < 0 {
 		return nil, Shape{}, lw.errorf(l, "kernel %v, stride %v, pad %v: kernel and stride must be positive", k, st, pad)
 	}
-	if pad[0] >= k[0] || pad[1] >= k[1] {
-		return nil, Shape{}, lw.errorf(l, "pad %v must be smaller than the kernel %v", pad, k)
-	}
 	op.Kernel, op.Stride, op.Pad = k, st, pad
-	dims := [2]int{h, w}
-	out := Shape{in[0][0]}
-	for i := 0; i < 2; i++ {
-		span := dims[i] + 2*pad[i] - k[i]
-		if span < 0 {
-			return nil, Shape{}, lw.errorf(l, "kernel %v is larger than the padded input %v", k, in[0])
-		}
-		// Caffe: pooled = ceil(span/stride) + 1 (CEIL, the default) or floor(...) + 1 (FLOOR).
-		o := span/st[i] + 1
-		if p.RoundMode == caffe.RoundCeil && span%st[i] != 0 {
-			o++
-		}
-		// Caffe: with padding, the last window must start inside the image (or its
-		// leading pad), otherwise it is dropped.
-		if (pad[0] > 0 || pad[1] > 0) && (o-1)*st[i] >= dims[i]+pad[i] {
-			o--
-		}
-		out[1+i] = o
+	size, err := poolOutputShape([2]int{h, w}, k, st, pad, p.RoundMode == caffe.RoundCeil)
+	if err != nil {
+		return nil, Shape{}, lw.errorf(l, "%v (input %v)", err, in[0])
 	}
-	return &Node{Op: op}, out, nil
+	return &Node{Op: op}, Shape{in[0][0], size[0], size[1]}, nil
 }
 
 func (lw *lowerer) eltwise(l *caffe.Layer, in []Shape) (*Node, Shape, error) {

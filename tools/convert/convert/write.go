@@ -39,6 +39,9 @@ type WriteOptions struct {
 	Force     bool  // replace a non-empty output directory
 	// Progress, when set, is called after every tensor with the values written so far and in all.
 	Progress func(done, total int64)
+	// VerifyProgress, when set, is called as the check of the written model
+	// with core's reader advances, with the shard bytes checked so far and in all.
+	VerifyProgress func(done, total int64)
 }
 
 // TensorSummary is one stored tensor with its rounding report.
@@ -92,10 +95,32 @@ type OutputError struct {
 
 func (e *OutputError) Error() string { return fmt.Sprintf("output %s: %s", e.Dir, e.Msg) }
 
+// VerifyError: the model written does not pass core's reader
+// ([weights.Verify]), so it was removed instead of renamed into place. It is
+// a converter bug, or a net beyond core's limits (weights.MaxDim, ...).
+type VerifyError struct {
+	Dir string
+	Err error // from weights.Verify
+}
+
+func (e *VerifyError) Error() string {
+	msg := e.Err.Error()
+	var fe *weights.FormatError
+	if errors.As(e.Err, &fe) { // without the reader's advice to re-run the converter
+		msg = fe.File + ": " + fe.Msg
+	}
+	return fmt.Sprintf("output %s: core would refuse the model written (%s), so nothing was kept: "+
+		"the net is beyond what residual runs, or this is a converter bug", e.Dir, msg)
+}
+
+func (e *VerifyError) Unwrap() error { return e.Err }
+
 // Write writes g (optimized) and meta into the directory out: manifest.json
 // and shard-000.bin, ..., atomically. Everything goes into a temporary
-// directory next to out, renamed to out at the end; on any error it is
-// removed and out is untouched. An existing non-empty out is refused unless
+// directory next to out, checked there with core's reader
+// ([weights.Verify]: the manifest validated, every shard's sha256) and
+// renamed to out at the end; on any error, a failed check included
+// ([*VerifyError]), it is removed and out is untouched. An existing non-empty out is refused unless
 // opt.Force, which replaces it.
 func Write(out string, g *Graph, meta Meta, opt WriteOptions) (*Summary, error) {
 	if !g.optimized {
@@ -117,8 +142,16 @@ func Write(out string, g *Graph, meta Meta, opt WriteOptions) (*Summary, error) 
 	start := time.Now()
 	err := atomicDir(out, opt.Force, func(dir string) error {
 		var err error
-		sum, err = writeInto(dir, g, meta, limit, opt.Progress)
-		return err
+		if sum, err = writeInto(dir, g, meta, limit, opt.Progress); err != nil {
+			return err
+		}
+		// The writer proves its output with the reader: core's own code parses
+		// and validates the manifest and checks every shard's size and sha256,
+		// before the rename makes the model visible.
+		if _, err := weights.Verify(os.DirFS(dir), weights.ReadOptions{Progress: opt.VerifyProgress}); err != nil {
+			return &VerifyError{Dir: out, Err: err}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

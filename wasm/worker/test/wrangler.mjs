@@ -149,14 +149,15 @@ export function png(width, height, pixel) {
   ]);
 }
 
-// generate runs the stage configuration generator (go run ./wasm/worker
-// config, prebuilt by the Makefile as RESIDUAL_WORKER_TOOL) and returns
-// plan.json plus the configuration paths, stage 0 first.
+// generate runs the stage configuration generator (./wasm/worker/config,
+// built as js/wasm by the Makefile: RESIDUAL_WORKER_TOOL, run by node with
+// Go's wasm_exec_node.js, RESIDUAL_WASM_EXEC) and returns plan.json plus
+// the configuration paths, stage 0 first.
 // Workers are named after this process (wrangler dev connects Service
 // Bindings across every dev session of the machine by Worker name: tests of
 // two checkouts at once must not bind to each other's stages).
 export function generate(tool, { model, out, name, site, entry, budget, apiToken, origins, rateLimit, vars, worker = `residual-t${process.pid}` }) {
-  const args = ["config", "-model", model, "-out", out, "-secrets", "dev", "-main", entry, "-worker", worker];
+  const args = ["-model", model, "-out", out, "-secrets", "dev", "-main", entry, "-worker", worker];
   if (name) args.push("-name", name);
   if (site) args.push("-site", site);
   if (budget) args.push("-budget", String(budget));
@@ -164,7 +165,11 @@ export function generate(tool, { model, out, name, site, entry, budget, apiToken
   if (origins) args.push("-origins", origins);
   if (rateLimit) args.push("-rate-limit", String(rateLimit));
   if (vars) args.push("-vars", vars);
-  execFileSync(tool, args, { encoding: "utf8", env: { ...process.env, RESIDUAL_API_TOKEN: "" } });
+  const execJs = path.resolve(workerDir, process.env.RESIDUAL_WASM_EXEC);
+  execFileSync(process.execPath, ["--stack-size=8192", execJs, tool, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, RESIDUAL_API_TOKEN: "" },
+  });
   const plan = JSON.parse(readFileSync(path.join(out, "plan.json"), "utf8"));
   plan.configs = plan.stages.map((s) => path.join(out, s.config));
   plan.vars = plan.configs.map((c) => {

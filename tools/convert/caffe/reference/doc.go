@@ -14,8 +14,9 @@
 //   - Convolution: output = floor((in + 2*pad - (dilation*(kernel-1)+1)) / stride) + 1;
 //     weights [num_output, channels/group, kh, kw], optional bias [num_output].
 //   - Pooling (MAX, AVE): output = ceil (or floor with round_mode FLOOR) of
-//     (in + 2*pad - kernel)/stride, plus 1; when padded, a last window that
-//     would start in the right/bottom padding is dropped. MAX takes the
+//     (in + 2*pad - kernel)/stride, divided in float32 as Caffe does, plus 1;
+//     when either pad is non-zero, a last window that would start in the
+//     right/bottom padding is dropped, on each axis. MAX takes the
 //     maximum over the window clipped to the image. AVE divides the sum over
 //     the window clipped to the image by the size of the window clipped to
 //     the PADDED image (hend = min(hstart+kernel, height+pad), measured before

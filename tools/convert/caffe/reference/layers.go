@@ -412,13 +412,14 @@ func poolParams(l *caffe.Layer, x []int) (poolGeom, error) {
 		return g, layerErr(info, "pad %dx%d must be smaller than the kernel %dx%d", g.ph, g.pw, g.kh, g.kw)
 	}
 	// Caffe (pooling_layer.cpp, Reshape):
-	// pooled = ceil((in + 2*pad - kernel) / stride) + 1 (floor with round_mode FLOOR) ...
+	// pooled = ceil((in + 2*pad - kernel) / stride) + 1 (floor with round_mode FLOOR),
+	// the division in float32 (static_cast<float>), which is exact below 2^24 ...
 	round := math.Ceil
 	if p.RoundMode == caffe.RoundFloor {
 		round = math.Floor
 	}
-	g.oh = int(round(float64(h+2*g.ph-g.kh)/float64(g.sh))) + 1
-	g.ow = int(round(float64(w+2*g.pw-g.kw)/float64(g.sw))) + 1
+	g.oh = int(round(float64(float32(h+2*g.ph-g.kh)/float32(g.sh)))) + 1
+	g.ow = int(round(float64(float32(w+2*g.pw-g.kw)/float32(g.sw)))) + 1
 	// ... and when there is padding, the last window must start inside the
 	// image (or the left/top padding), not in the right/bottom padding.
 	if g.ph != 0 || g.pw != 0 {

@@ -1,24 +1,30 @@
-//go:build !js
-
-package main
-
-// The configuration generator: `go run ./wasm/worker config -model DIR -out
-// OUT` splits the converted model in DIR into stages (planStages) and
-// writes, for each, a wrangler configuration (OUT/stage-K.jsonc, K = 0 the
-// front), the static assets it reads its slice from (the front: the site
-// given with -site, else OUT/assets-0; the others: OUT/assets-K, holding
-// the manifest and only the shards of their slice, hard-linked), and
-// OUT/plan.json (the split, each stage's estimate, its CPU limit). Every
-// stage runs the same wasm binary; its op range comes from its variables.
+// Command config writes the Cloudflare Worker's stage configurations: `go
+// run ./wasm/worker/config -model DIR -out OUT` splits the converted model in
+// DIR into stages (budget.Plan) and writes, for each, a wrangler
+// configuration (OUT/stage-K.jsonc, K = 0 the front), the static assets it
+// reads its slice from (the front: the site given with -site, else
+// OUT/assets-0; the others: OUT/assets-K, holding the manifest and only the
+// shards of their slice, hard-linked), and OUT/plan.json (the split, each
+// stage's estimate, its CPU limit). Every stage runs the same wasm binary;
+// its op range comes from its variables.
+//
+// make worker-config runs it as js/wasm under node, the target the stages
+// run on, so that the plan's memory figures are the stages' own to the
+// byte (the simd GEMM's workspace, part of the scratch, depends on the
+// vector width: 4 MB more in wasm than on an AVX-512 host). Run natively,
+// the plan may be a little short; each stage checks its estimate again
+// when it loads.
 //
 // Secrets: -secrets dev puts a fresh random STAGE_KEY (and -api-token) in
 // every configuration's vars, for wrangler dev; -secrets deploy writes
 // OUT/secrets-K.json (mode 0600) for `wrangler deploy --secrets-file`,
 // reusing the STAGE_KEY of an earlier run, so that redeploying does not
 // break the stages already running.
+package main
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -34,6 +40,7 @@ import (
 
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/weights"
+	"github.com/residual-go/residual/wasm/worker/budget"
 )
 
 // compatibilityDate is the Workers runtime version the stages are written for.
@@ -59,17 +66,17 @@ type configOptions struct {
 
 // stagePlan is plan.json's entry for one stage.
 type stagePlan struct {
-	Worker   string        `json:"worker"`
-	Config   string        `json:"config"`
-	Assets   string        `json:"assets"`
-	FirstOp  string        `json:"first_op"`
-	LastOp   string        `json:"last_op"`
-	Input    core.Boundary `json:"input"`
-	Output   core.Boundary `json:"output"`
-	Shards   []string      `json:"shards"`
-	MACs     int64         `json:"macs"`   // multiply-adds per crop
-	CPUMs    int64         `json:"cpu_ms"` // limits.cpu_ms
-	Estimate StageEstimate `json:"estimate"`
+	Worker   string          `json:"worker"`
+	Config   string          `json:"config"`
+	Assets   string          `json:"assets"`
+	FirstOp  string          `json:"first_op"`
+	LastOp   string          `json:"last_op"`
+	Input    core.Boundary   `json:"input"`
+	Output   core.Boundary   `json:"output"`
+	Shards   []string        `json:"shards"`
+	MACs     int64           `json:"macs"`   // multiply-adds per crop
+	CPUMs    int64           `json:"cpu_ms"` // limits.cpu_ms
+	Estimate budget.Estimate `json:"estimate"`
 }
 
 // planFile is plan.json.
@@ -81,6 +88,13 @@ type planFile struct {
 	Stages []stagePlan `json:"stages"`
 }
 
+func main() {
+	if err := configMain(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "config:", err)
+		os.Exit(1)
+	}
+}
+
 func configMain(args []string) error {
 	var o configOptions
 	fl := flag.NewFlagSet("config", flag.ContinueOnError)
@@ -90,7 +104,7 @@ func configMain(args []string) error {
 	fl.StringVar(&o.Out, "out", "", "output directory")
 	fl.StringVar(&o.Main, "main", "dist/worker/worker.mjs", "the entry module every stage runs")
 	fl.StringVar(&o.Site, "site", "", "static site the front serves (must hold models/NAME/); empty: the front serves only the API")
-	fl.Int64Var(&o.Budget, "budget", DefaultStageBudget, "memory budget of a stage in bytes")
+	fl.Int64Var(&o.Budget, "budget", budget.DefaultStage, "memory budget of a stage in bytes")
 	fl.StringVar(&o.Secrets, "secrets", "none", "dev: STAGE_KEY (and -api-token) in the vars; deploy: secrets-K.json files for wrangler deploy --secrets-file; none")
 	fl.StringVar(&o.APIToken, "api-token", os.Getenv("RESIDUAL_API_TOKEN"), "API token the front requires (default $RESIDUAL_API_TOKEN; empty: none)")
 	fl.StringVar(&o.Origins, "origins", "", "comma-separated origins allowed by CORS (empty: any)")
@@ -114,7 +128,7 @@ func configMain(args []string) error {
 	for i, s := range p.Stages {
 		e := s.Estimate
 		fmt.Printf("stage %d %-28s ops [%d, %d) %s .. %s: weights %s, estimate %s, %.2f GMAC/crop, cpu_ms %d\n",
-			i, s.Worker, e.First, e.End, s.FirstOp, s.LastOp, mb(e.Weights), mb(e.Total), float64(s.MACs)/1e9, s.CPUMs)
+			i, s.Worker, e.First, e.End, s.FirstOp, s.LastOp, budget.MB(e.Weights), budget.MB(e.Total), float64(s.MACs)/1e9, s.CPUMs)
 	}
 	return nil
 }
@@ -138,7 +152,7 @@ func writeConfigs(o configOptions) (*planFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	est, err := planStages(m, o.Budget, true)
+	est, err := budget.Plan(m, o.Budget, true)
 	if err != nil {
 		return nil, err
 	}
@@ -251,12 +265,15 @@ func stageConfig(o configOptions, name string, sp stagePlan, i, n int, workers [
 	}
 	e := sp.Estimate
 	vars := map[string]string{
-		"MODEL":  name,
-		"STAGE":  strconv.Itoa(i),
-		"STAGES": strconv.Itoa(n),
-		"FIRST":  strconv.Itoa(e.First),
-		"END":    strconv.Itoa(e.End),
-		"WORKER": workers[i],
+		// What the stage may use: the budget it was planned for. The front
+		// admits a request when it fits in what its slice leaves of it.
+		"MEMORY_BUDGET": strconv.FormatInt(o.Budget, 10),
+		"MODEL":         name,
+		"STAGE":         strconv.Itoa(i),
+		"STAGES":        strconv.Itoa(n),
+		"FIRST":         strconv.Itoa(e.First),
+		"END":           strconv.Itoa(e.End),
+		"WORKER":        workers[i],
 	}
 	if i+1 < n {
 		vars["NEXT_NAME"] = workers[i+1]
@@ -323,7 +340,7 @@ func writeJSONC(path string, cfg map[string]any, i, n int) error {
 	if i > 0 {
 		role = fmt.Sprintf("stage %d of %d, reached only through the Service Binding of stage %d", i, n-1, i-1)
 	}
-	head := fmt.Sprintf("// Generated by `go run ./wasm/worker config` (wasm/worker/config.go): do not edit,\n// regenerate. Stage %d of the pipeline, %s.\n", i, role)
+	head := fmt.Sprintf("// Generated by `go run ./wasm/worker/config` (wasm/worker/config/main.go): do not edit,\n// regenerate. Stage %d of the pipeline, %s.\n", i, role)
 	return os.WriteFile(path, append([]byte(head), append(b, '\n')...), 0o644)
 }
 
@@ -407,12 +424,13 @@ func programMACs(p *core.Program) int64 {
 // the Paid plan's 30 s to 300 s. A limit only caps a runaway request; what
 // is billed is the CPU time used.
 func cpuLimit(macs int64) int64 {
-	ms := int64(math.Ceil(float64(maxBatch)*float64(macs)/0.5e9*1000)) + 10_000
+	ms := int64(math.Ceil(float64(budget.MaxBatch)*float64(macs)/0.5e9*1000)) + 10_000
 	return min(max(ms, 30_000), 300_000)
 }
 
-// manifestDigest is the hex sha256 of manifest.json's bytes.
+// manifestDigest is the hex sha256 of manifest.json's bytes (what the stage
+// messages carry).
 func manifestDigest(raw []byte) string {
-	d := digestOf(raw)
+	d := sha256.Sum256(raw)
 	return hex.EncodeToString(d[:])
 }

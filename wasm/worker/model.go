@@ -101,8 +101,10 @@ type slice struct {
 // loaded is a loaded stage and what the handler needs to know of it.
 type loaded struct {
 	stage  *core.Stage
-	digest [32]byte  // sha256 of manifest.json
-	in     []float32 // a stage's received tensor (guarded by Server.work)
+	digest [32]byte // sha256 of manifest.json
+	// A later stage's buffers (guarded by Server.work): one received item,
+	// and the batch's outputs and taps.
+	in, out, taps []float32
 }
 
 // loader loads the stage once and shares it: concurrent first callers wait
@@ -250,7 +252,7 @@ func (l *loader) load(ctx context.Context) (model *loaded, est *budget.Estimate,
 		return nil, est, &budget.TooBigError{Name: l.name, Ops: len(m.Ops), Estimate: e, Budget: l.budget}
 	}
 	st, err := core.OpenStage(&sourceFS{ctx: ctx, src: l.src, manifest: raw}, core.StageOptions{
-		First: sl.First, End: sl.End, Threads: 1, MaxPixels: l.maxPixels, CAM: maps, MaxBatch: budget.MaxBatch})
+		First: sl.First, End: sl.End, Threads: 1, MaxPixels: l.maxPixels, CAM: maps, MaxBatch: budget.BatchOf(sl.First)})
 	if err != nil {
 		return nil, est, &LoadError{Name: l.name, Err: err}
 	}
@@ -259,10 +261,15 @@ func (l *loader) load(ctx context.Context) (model *loaded, est *budget.Estimate,
 	l.fetchDur = fetched
 	l.mu.Unlock()
 	ld := &loaded{stage: st, digest: digestOf(raw)}
-	if sl.First > 0 {
-		// The tensors this stage receives, for the largest batch: resident
-		// from the start, like the rest of the estimate.
-		ld.in = make([]float32, budget.MaxBatch*st.Program().InputSize())
+	if p := st.Program(); sl.First > 0 {
+		// A later stage runs the batch it receives one item at a time
+		// (serveStage): one item's input, the whole batch's results, held
+		// from the start like the rest of the estimate.
+		ld.in = make([]float32, p.InputSize())
+		ld.out = make([]float32, budget.MaxBatch*p.OutputSize())
+		if len(p.Taps) > 0 {
+			ld.taps = make([]float32, budget.MaxBatch*p.Values[p.Taps[0]].Size)
+		}
 	}
 	return ld, est, nil
 }

@@ -269,23 +269,33 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	in := ld.input(h.valueCount())
-	if err := readTensorValues(body, &h, in, nil); err != nil {
-		var te *TensorError
-		if errors.As(err, &te) {
-			refuse(http.StatusBadRequest, "%v", err)
-		} else {
+	// The batch is read and run one item at a time, into the stage's
+	// outputs for the whole batch: only one item's input is held (the
+	// estimate counts one), and the results are those of running the batch
+	// at once, which runs image after image too.
+	out := ld.outputs(h.N)
+	var computed time.Duration
+	for i := range h.N {
+		if err := readTensorItems(body, &h, ld.in); err != nil {
 			refuse(http.StatusBadRequest, "reading the tensor: %v", err)
+			return
 		}
+		start := time.Now()
+		o, err := ld.stage.Run(ld.in, 1)
+		computed += time.Since(start)
+		if err != nil {
+			refuse(core.KindOf(err).HTTPStatus(), "%v", err)
+			return
+		}
+		copy(out.Values[i*len(o.Values):], o.Values)
+		for t, tap := range o.Taps {
+			copy(out.Taps[t][i*len(tap):], tap)
+		}
+	}
+	if err := readTensorEnd(body, &h, nil); err != nil {
+		refuse(http.StatusBadRequest, "reading the tensor: %v", err)
 		return
 	}
-	start := time.Now()
-	out, err := ld.stage.Run(in, h.N)
-	if err != nil {
-		refuse(core.KindOf(err).HTTPStatus(), "%v", err)
-		return
-	}
-	computed := time.Since(start)
 	s.sample()
 	if !info.Last {
 		next := h
@@ -308,7 +318,7 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The last stage: the probabilities, and the maps asked for.
-	start = time.Now()
+	start := time.Now()
 	ans := tensorHeader{Kind: kindProbs, DType: dtypeF32, Stage: me, Digest: ld.digest, Model: s.cfg.Name, N: h.N,
 		Shape: [3]int{info.Classes, 1, 1}}
 	var grids [][]float32
@@ -343,13 +353,14 @@ func (s *Server) serveStage(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-// input returns a buffer of n floats for a received tensor, reused across
-// requests (allocated at load for the largest batch).
-func (ld *loaded) input(n int) []float32 {
-	if cap(ld.in) < n {
-		ld.in = make([]float32, n)
+// outputs returns the stage's results for a batch of n (values and taps,
+// item after item), in buffers allocated at load for the largest batch.
+func (ld *loaded) outputs(n int) core.Output {
+	o := core.Output{Values: ld.out[:n*len(ld.out)/budget.MaxBatch]}
+	if ld.taps != nil {
+		o.Taps = [][]float32{ld.taps[:n*len(ld.taps)/budget.MaxBatch]}
 	}
-	return ld.in[:n]
+	return o
 }
 
 // msRound rounds a duration to 0.1 ms.

@@ -286,22 +286,41 @@ func readTensorValues(r io.Reader, h *tensorHeader, dst, maps []float32) error {
 	if len(dst) != h.valueCount() || len(maps) != h.mapValues() {
 		return fmt.Errorf("readTensorValues: buffers of %d and %d values for %d and %d", len(dst), len(maps), h.valueCount(), h.mapValues())
 	}
+	if err := readTensorItems(r, h, dst); err != nil {
+		return err
+	}
+	return readTensorEnd(r, h, maps)
+}
+
+// readTensorItems reads the next len(dst) values of a message (whole items,
+// or all of them), widening float16: a stage reads the batch it receives
+// one item at a time.
+func readTensorItems(r io.Reader, h *tensorHeader, dst []float32) error {
+	if len(dst)%h.itemSize() != 0 {
+		return fmt.Errorf("readTensorItems: %d values are not whole items of %d", len(dst), h.itemSize())
+	}
 	if h.DType == dtypeF32 {
-		if err := readFloats(r, dst, "the values"); err != nil {
+		return readFloats(r, dst, "the values")
+	}
+	buf := make([]byte, 2*min(len(dst), 32<<10))
+	for off := 0; off < len(dst); {
+		n := min(len(buf)/2, len(dst)-off)
+		if err := readFull(r, buf[:2*n], "the values"); err != nil {
 			return err
 		}
-	} else {
-		buf := make([]byte, 64<<10)
-		for off := 0; off < len(dst); {
-			n := min(len(buf)/2, len(dst)-off)
-			if err := readFull(r, buf[:2*n], "the values"); err != nil {
-				return err
-			}
-			for i := range n {
-				dst[off+i] = float16.Frombits(binary.LittleEndian.Uint16(buf[2*i:])).Float32()
-			}
-			off += n
+		for i := range n {
+			dst[off+i] = float16.Frombits(binary.LittleEndian.Uint16(buf[2*i:])).Float32()
 		}
+		off += n
+	}
+	return nil
+}
+
+// readTensorEnd reads the maps that follow the values (h.mapValues() floats
+// into maps) and checks that nothing follows them.
+func readTensorEnd(r io.Reader, h *tensorHeader, maps []float32) error {
+	if len(maps) != h.mapValues() {
+		return fmt.Errorf("readTensorEnd: a buffer of %d values for %d", len(maps), h.mapValues())
 	}
 	if err := readFloats(r, maps, "the maps"); err != nil {
 		return err

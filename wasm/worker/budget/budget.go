@@ -33,12 +33,14 @@ const Default = IsolateLimit - 8_000_000
 // object terms: the binary's data segments (4.6 MB), goroutine stacks,
 // allocator and GC metadata, free space inside the heap's spans, and the
 // small objects of the runtime, the HTTP bridge and the model (manifest,
-// labels). Measured in wrangler dev with ResNet-50 (test/admission.test.mjs,
-// with the heap grown by Free right after the load, see the worker's
-// reserve): wasm memory 121.9 MB at its peak where the object terms and
-// Free came to 110.0 MB, so 11.9 MB; 13 MB leaves a margin. (Right after a
-// load without the reservation the gap was 9.3 MB: it grows with the heap.)
-const runtimeReserve = 13_000_000
+// labels). Measured in wrangler dev (test/admission.test.mjs, with the heap
+// grown by Free right after the load, see the worker's reserve): with
+// ResNet-50 in one Worker of 120 MB, wasm memory 121.9 MB at its peak where
+// the object terms and Free came to 110.0 MB, so 11.9 MB; with the front
+// stage of ResNet-50 at 90 MB, 91.0 MB where they came to 77.0 MB, so
+// 14.0 MB; 15 MB leaves a margin. (A later stage, without the reserve, has
+// about 12 MB.)
+const runtimeReserve = 15_000_000
 
 // referenceRequest is the request a model must leave room for: any 640x480
 // JPEG (a header made by hand, so preprocess.Header.Memory counts the most
@@ -50,8 +52,18 @@ var referenceRequest = struct {
 	crops  int
 }{preprocess.Header{Format: "JPEG", Width: 640, Height: 480, ColorModel: color.YCbCrModel, Bytes: 1 << 20}, 1 << 20, 10}
 
-// MaxBatch is the largest batch a stage runs: ten crops.
+// MaxBatch is the largest batch a stage receives: ten crops.
 const MaxBatch = 10
+
+// BatchOf is the batch the stage starting at op first runs at once: the
+// front runs its ten crops as one batch; a later stage reads the batch it
+// receives one item at a time and runs each as it arrives.
+func BatchOf(first int) int {
+	if first == 0 {
+		return MaxBatch
+	}
+	return 1
+}
 
 // DefaultStage is what a stage is planned for (Plan) and may use (the
 // generated configuration sets it as the stage's MEMORY_BUDGET): 90 MB of
@@ -79,12 +91,14 @@ type Estimate struct {
 	// Scratch: the largest convolution workspace plus the largest tensor
 	// widened from float16 to float32 while its op runs.
 	Scratch int64 `json:"scratch"`
-	// Inputs: ten crops of what comes in (the front: the preprocessed
-	// crops of ?crops=10; a later stage: the tensor it receives).
+	// Inputs: what comes in (the front: the ten preprocessed crops of
+	// ?crops=10; a later stage: one item of the batch it receives, which
+	// it runs item by item).
 	Inputs int64 `json:"inputs"`
 	// Outputs: ten crops of what goes out (and, in the last stage, of the
-	// features class activation maps are made of). Reply: the front's copy
-	// of the last stage's answer.
+	// features class activation maps are made of), plus, in a later stage,
+	// one item's as core computes it. Reply: the front's copy of the last
+	// stage's answer.
 	Outputs int64 `json:"outputs"`
 	Reply   int64 `json:"reply"`
 	// Kept: the preprocessing scratch the front may keep between requests
@@ -159,10 +173,15 @@ func EstimateProgram(p *core.Program, maps bool) Estimate {
 	}
 	cpu := core.EstimateCPU(p, core.CPUOptions{})
 	e.Activations, e.Scratch = cpu.ActivationBytes, cpu.ScratchBytes
-	e.Inputs = MaxBatch * int64(p.InputSize()) * 4
-	e.Outputs = MaxBatch * int64(p.OutputSize()) * 4
+	batch := BatchOf(first)
+	held := int64(MaxBatch) // the batch's results
+	if batch < MaxBatch {
+		held += int64(batch) // and core's own, item by item
+	}
+	e.Inputs = int64(batch) * int64(p.InputSize()) * 4
+	e.Outputs = held * int64(p.OutputSize()) * 4
 	if maps {
-		e.Outputs += MaxBatch * int64(features[0]*features[1]*features[2]) * 4
+		e.Outputs += held * int64(features[0]*features[1]*features[2]) * 4
 	}
 	if first == 0 {
 		if name := m.Preprocess.MeanTensor; name != "" {

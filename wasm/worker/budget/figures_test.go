@@ -58,7 +58,7 @@ func TestMemoryFigures(t *testing.T) {
 		}
 	}
 	front := models[0].plan[0]
-	fmt.Fprintf(&table, "\nResident: the slice's weights, its activations and scratch, ten crops of the tensors in and out, the Go runtime's %s; the front also keeps the last stage's answer and the preprocessing scratch of small images (%s), and its estimate adds one 640x480 JPEG request (%s).\n",
+	fmt.Fprintf(&table, "\nResident: the slice's weights, its activations and scratch, the tensors in (the front: ten crops; a later stage: one item, it runs the batch item by item) and out (ten crops), the Go runtime's %s; the front also keeps the last stage's answer and the preprocessing scratch of small images (%s), and its estimate adds one 640x480 JPEG request (%s).\n",
 		MB(front.Runtime), MB(front.Kept), MB(front.Request))
 
 	spec := SpecOf(models[0].m)

@@ -234,6 +234,7 @@ test("10 crops of a 1536x1024 image: tools/classify's answer; every stage's peak
     ]) {
       assert.ok(v > 0 && v < MB90, `stage ${s.stage}: ${what}: ${v} bytes, want under 90 MB`);
     }
+    assert.ok(m.peak.wasm_bytes <= m.budget, `stage ${s.stage}: wasm memory ${m.peak.wasm_bytes}, over its budget ${m.budget}`);
     assert.ok(m.peak.wasm_bytes >= m.after_load.wasm_bytes);
     assert.equal(s.loads, 1);
   }

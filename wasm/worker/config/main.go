@@ -418,13 +418,15 @@ func programMACs(p *core.Program) int64 {
 	return n
 }
 
-// cpuLimit is a stage's limits.cpu_ms: ten crops at a conservative 0.5
-// GMAC/s of WebAssembly (this machine's simd build does about 1.6), plus 10
-// s for the first request's load (fetch and sha256 of up to 90 MB), within
-// the Paid plan's 30 s to 300 s. A limit only caps a runaway request; what
-// is billed is the CPU time used.
+// cpuLimit is a stage's limits.cpu_ms: ten crops at 1 GMAC/s (a tenth of
+// what this machine's WebAssembly build did, about 10 GMAC/s: Cloudflare's
+// cores may be slower, and a limit that stops a legitimate request is worse
+// than one that lets a runaway one run longer), plus 10 s for the first
+// request's load (fetch and sha256 of up to 90 MB), within the Paid plan's
+// 30 s to 300 s. A limit only caps a request; what is billed is the CPU
+// time used.
 func cpuLimit(macs int64) int64 {
-	ms := int64(math.Ceil(float64(budget.MaxBatch)*float64(macs)/0.5e9*1000)) + 10_000
+	ms := int64(math.Ceil(float64(budget.MaxBatch)*float64(macs)/1e9*1000)) + 10_000
 	return min(max(ms, 30_000), 300_000)
 }
 

@@ -52,13 +52,17 @@ func timed(b *testing.B, workPerOp float64, unit string, cpu bool, f func()) {
 	}
 }
 
-// BenchmarkGemm pairs the build's GEMM with the portable scalar one on one goroutine.
+// BenchmarkGemm runs each of the build's GEMMs (every assembly variant the
+// CPU runs and simd, or scalar) beside the portable scalar one on one
+// goroutine.
 func BenchmarkGemm(b *testing.B) {
 	ws := newTestWorkspace()
 	for _, c := range benchGemmShapes {
 		name := fmt.Sprintf("%dx%dx%d", c.m, c.k, c.n)
-		b.Run(name+"/"+Impl(), func(b *testing.B) {
-			benchGemm(b, c, func(g *gemmArgs) { runGemm(g, 0, 1, &ws) })
+		eachVariant(b, func(impl string) {
+			b.Run(name+"/"+impl, func(b *testing.B) {
+				benchGemm(b, c, func(g *gemmArgs) { runGemm(g, 0, 1, &ws) })
+			})
 		})
 		b.Run(name+"/generic", func(b *testing.B) {
 			benchGemm(b, c, func(g *gemmArgs) {

@@ -63,7 +63,7 @@ func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
 		return
 	}
 	sub := *g
-	nr := gemmNR()
+	nr, mr := gemmNR(), gemmMR()
 	if units := (g.n + nr - 1) / nr; units >= 4*nw {
 		lo, hi := share(units, w, nw)
 		lo, hi = lo*nr, min(hi*nr, g.n)
@@ -78,9 +78,9 @@ func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
 		}
 		sub.c = g.c[lo:]
 	} else {
-		units := (g.m + gemmMR - 1) / gemmMR
+		units := (g.m + mr - 1) / mr
 		lo, hi := share(units, w, nw)
-		lo, hi = lo*gemmMR, min(hi*gemmMR, g.m)
+		lo, hi = lo*mr, min(hi*mr, g.m)
 		if lo >= hi {
 			return
 		}
@@ -107,13 +107,37 @@ func actScalar(x float32, a Act) float32 {
 	return x
 }
 
-// gemmMR is the number of rows of C a GEMM micro-kernel computes at once
-// (both builds split work between goroutines in multiples of it).
-const gemmMR = 4
-
 // workspace holds one worker's GEMM buffers: b for a packed panel of B,
 // tile for one micro-tile of C before its epilogue, col for one panel of an
-// im2col matrix before it is packed. The scalar build needs none.
+// im2col matrix before it is packed, a for rows of A the assembly GEMM
+// stages (float16 widened, or a last block of rows padded with zeros). The
+// scalar build needs none.
 type workspace struct {
-	b, tile, col []float32
+	b, tile, col, a []float32
+}
+
+// wsLayout is the size of each buffer of a workspace, in float32s.
+type wsLayout struct{ b, tile, col, a int }
+
+func (l wsLayout) max(o wsLayout) wsLayout {
+	return wsLayout{max(l.b, o.b), max(l.tile, o.tile), max(l.col, o.col), max(l.a, o.a)}
+}
+
+func (l wsLayout) size() int { return l.b + l.tile + l.col + l.a }
+
+// workspaceSize is the number of float32s of one worker's GEMM buffers: the
+// largest any GEMM of this build (any variant chosen at run time) needs.
+func workspaceSize() int { return gemmLayout().size() }
+
+// newWorkspace cuts buf (at least workspaceSize() long) into the buffers.
+func newWorkspace(buf []float32) workspace {
+	l := gemmLayout()
+	var ws workspace
+	cut := func(n int) []float32 {
+		s := buf[:n:n]
+		buf = buf[n:]
+		return s
+	}
+	ws.b, ws.tile, ws.col, ws.a = cut(l.b), cut(l.tile), cut(l.col), cut(l.a)
+	return ws
 }

@@ -9,8 +9,6 @@ import "simd"
 // boundary (see the BUGs in `go doc simd`): every function below loads,
 // computes and stores within itself and passes slices.
 
-const impl = "simd"
-
 // vecLen is the number of float32 lanes of a simd.Float32s: 4 with WASM
 // SIMD128, 8 with AVX2, 16 with AVX-512. It is fixed for one execution but
 // not at compile time, so it is asked for at run time (never in a var
@@ -21,13 +19,16 @@ func vecLen() int {
 }
 
 // gemmNRVecs is the width of the micro-tile in vectors: the micro-kernel
-// keeps gemmMR x gemmNRVecs = 12 accumulators, plus 3 loads of B and one
+// keeps simdMR x gemmNRVecs = 12 accumulators, plus 3 loads of B and one
 // broadcast of A, within the 16 vector registers of AVX2 and of the x86
 // hosts that run WASM SIMD128.
 const gemmNRVecs = 3
 
-// gemmNR is the micro-tile width in columns of C.
-func gemmNR() int { return gemmNRVecs * vecLen() }
+// simdNR is the micro-tile width in columns of C.
+func simdNR() int { return gemmNRVecs * vecLen() }
+
+// simdMR is the number of rows of C of the micro-tile.
+const simdMR = 4
 
 // Cache blocking. A kc x nr sliver of packed B (at most 16 KiB) stays in L1
 // while the micro-kernel walks a block of gemmMC rows of A (kc values of
@@ -35,23 +36,14 @@ func gemmNR() int { return gemmNRVecs * vecLen() }
 // of B (about 1.4 MiB with AVX2) is packed once per K slice.
 const gemmMC = 256
 
-func gemmKC() int { return max(64, 4096/gemmNR()) }
+func gemmKC() int { return max(64, 4096/simdNR()) }
 
-func gemmNC() int { return 2048 / gemmNR() * gemmNR() }
+func gemmNC() int { return 2048 / simdNR() * simdNR() }
 
-func workspaceSize() int {
-	kc, nc, nr := gemmKC(), gemmNC(), gemmNR()
-	return 2*kc*nc + gemmMR*nr
-}
-
-func newWorkspace(buf []float32) workspace {
-	kc, nc, nr := gemmKC(), gemmNC(), gemmNR()
-	nb, nt := kc*nc, gemmMR*nr
-	return workspace{
-		b:    buf[:nb:nb],
-		tile: buf[nb : nb+nt : nb+nt],
-		col:  buf[nb+nt : 2*nb+nt : 2*nb+nt],
-	}
+// simdLayout is the simd GEMM's share of a workspace.
+func simdLayout() wsLayout {
+	kc, nc := gemmKC(), gemmNC()
+	return wsLayout{b: kc * nc, col: kc * nc, tile: simdMR * simdNR()}
 }
 
 // packsIm2col reports whether the GEMM builds the im2col matrix of a
@@ -59,18 +51,18 @@ func newWorkspace(buf []float32) workspace {
 // a time, so that a convolution needs no scratch for the whole matrix.
 const packsIm2col = true
 
-// gemm computes C = act(A*B + bias) (see gemmArgs) with the workspace ws.
+// gemmSIMD computes C = act(A*B + bias) (see gemmArgs) with the workspace ws.
 //
 // Loops, outermost first: nc-wide panels of B; kc-deep slices of K (the
 // panel's slice packed once, into nr-wide slivers); blocks of gemmMC rows of
 // A; nr-wide slivers of the panel, each staying in L1 while the block's rows
-// stream past it; groups of gemmMR rows, each one micro-kernel call writing a
+// stream past it; groups of simdMR rows, each one micro-kernel call writing a
 // tile of C. A is read in place: each of the micro-kernel's four rows is a
 // contiguous run of kc values, which the hardware prefetches as well as a
 // packed copy, and packing A would cost as much as the product when N is
 // small (ResNet's 7x7 layers). The first K slice adds the bias, the last
 // applies the activation, while the tile is still in registers.
-func gemm(ws *workspace, g *gemmArgs) {
+func gemmSIMD(ws *workspace, g *gemmArgs) {
 	m, n, k := g.m, g.n, g.k
 	if k == 0 {
 		for i := 0; i < m; i++ {
@@ -80,7 +72,7 @@ func gemm(ws *workspace, g *gemmArgs) {
 		return
 	}
 	L := vecLen()
-	nr, nc := gemmNR(), gemmNC()
+	nr, nc := simdNR(), gemmNC()
 	// Split K into equal slices no deeper than gemmKC.
 	slices := (k + gemmKC() - 1) / gemmKC()
 	kcStep := (k + slices - 1) / slices
@@ -112,20 +104,20 @@ func gemm(ws *workspace, g *gemmArgs) {
 // C for the K slice pc..pc+kc-1, whose panel of B is packed in ws.b.
 func gemmBlock(ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc int, first, last bool) {
 	L := vecLen()
-	nr := gemmNR()
+	nr := simdNR()
 	m := ic + mcur
 	for jr := 0; jr < ncur; jr += nr {
 		cols := min(nr, ncur-jr)
 		width := sliverWidth(cols, nr, L)
 		bp := ws.b[jr*kc : jr*kc+kc*width]
-		for i := ic; i < m; i += gemmMR {
+		for i := ic; i < m; i += simdMR {
 			// Rows past m repeat the last row; their results are not stored.
 			a0 := g.a[i*g.lda+pc:]
 			a1 := g.a[min(i+1, m-1)*g.lda+pc:]
 			a2 := g.a[min(i+2, m-1)*g.lda+pc:]
 			a3 := g.a[min(i+3, m-1)*g.lda+pc:]
-			rows := min(gemmMR, m-i)
-			if cols == nr && rows == gemmMR && !(last && g.act.ReLU && g.act.Slope != 0) {
+			rows := min(simdMR, m-i)
+			if cols == nr && rows == simdMR && !(last && g.act.ReLU && g.act.Slope != 0) {
 				// A full tile: straight into C, the epilogue done in registers.
 				kernel4x3(kc, a0, a1, a2, a3, bp, g.c[i*g.ldc+jc+jr:], g.ldc,
 					biasFrom(g.bias, i), first, last && g.act.ReLU)

@@ -107,22 +107,17 @@ func runGemmCase(t *testing.T, name string, c gemmCase, pad int, withBias bool, 
 
 func newTestWorkspace() workspace { return newWorkspace(make([]float32, workspaceSize())) }
 
-// TestGemm checks the build's GEMM (simd or scalar) and the portable scalar
-// GEMM against the naive reference.
+// TestGemm checks each of the build's GEMMs (every assembly variant the CPU
+// runs and simd, or scalar) and the portable scalar GEMM against the naive
+// reference.
 func TestGemm(t *testing.T) {
 	ws := newTestWorkspace()
-	impls := []struct {
-		name string
-		f    func(g *gemmArgs)
-	}{
-		{Impl(), func(g *gemmArgs) { gemm(&ws, g) }},
-		{"generic", gemmGeneric},
-	}
 	for _, c := range gemmCases() {
-		for i, im := range impls {
-			pad := i * 3 // also exercise strided A, B and C
-			runGemmCase(t, im.name, c, pad, c.k%2 == 1, acts[(c.m+c.n)%len(acts)], im.f)
-		}
+		eachVariant(t, func(name string) {
+			runGemmCase(t, name, c, 0, c.k%2 == 1, acts[(c.m+c.n)%len(acts)], func(g *gemmArgs) { gemm(&ws, g) })
+			runGemmCase(t, name, c, 3, c.k%2 == 0, acts[(c.m+c.n+1)%len(acts)], func(g *gemmArgs) { gemm(&ws, g) })
+		})
+		runGemmCase(t, "generic", c, 3, c.k%2 == 1, acts[(c.m+c.n)%len(acts)], gemmGeneric)
 	}
 }
 
@@ -130,10 +125,12 @@ func TestGemm(t *testing.T) {
 // slices (the bias is added in the first slice, the activation in the last).
 func TestGemmEpilogue(t *testing.T) {
 	ws := newTestWorkspace()
-	for _, c := range []gemmCase{{7, 29, 1}, {5, 26, 400}, {4, 24, 700}} {
+	for _, c := range []gemmCase{{7, 29, 1}, {5, 26, 400}, {4, 24, 700}, {12, 64, 600}, {13, 130, 300}} {
 		for _, act := range acts {
 			for _, withBias := range []bool{false, true} {
-				runGemmCase(t, Impl(), c, 1, withBias, act, func(g *gemmArgs) { gemm(&ws, g) })
+				eachVariant(t, func(name string) {
+					runGemmCase(t, name, c, 1, withBias, act, func(g *gemmArgs) { gemm(&ws, g) })
+				})
 				runGemmCase(t, "generic", c, 0, withBias, act, gemmGeneric)
 			}
 		}
@@ -151,10 +148,12 @@ func TestGemmSplit(t *testing.T) {
 			for w := range wss {
 				wss[w] = newTestWorkspace()
 			}
-			runGemmCase(t, fmt.Sprintf("split/%d", nw), c, 2, true, Act{ReLU: true}, func(g *gemmArgs) {
-				for w := 0; w < nw; w++ {
-					runGemm(g, w, nw, &wss[w])
-				}
+			eachVariant(t, func(name string) {
+				runGemmCase(t, fmt.Sprintf("%s split/%d", name, nw), c, 2, true, Act{ReLU: true}, func(g *gemmArgs) {
+					for w := 0; w < nw; w++ {
+						runGemm(g, w, nw, &wss[w])
+					}
+				})
 			})
 		}
 	}

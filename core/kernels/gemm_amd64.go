@@ -1,0 +1,222 @@
+//go:build goexperiment.simd && amd64 && !noasm
+
+package kernels
+
+import "simd/archsimd"
+
+//go:generate go run -C _asm . -out ../asm_amd64.s -stubs ../asm_amd64_stubs.go -pkg kernels
+
+// The amd64 build: GEMM micro-kernels in assembly (asm_amd64.s, generated
+// by _asm with avo), AVX-512 or AVX2+FMA chosen at run time by CPU
+// feature, under the same blocked driver scheme as the simd build. The simd
+// GEMM remains the fallback on CPUs without AVX2 and FMA, and the twin the
+// tests compare with.
+
+// asmKernel is the signature of the generated micro-kernels: a gemmMR x
+// (vectors*lanes) tile of C from gemmMR rows of A read in place (lda
+// apart) and a packed sliver of B (see gemmKernel in _asm/gemm.go).
+type asmKernel func(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32)
+
+// Epilogue flags of the micro-kernels (_asm/gemm.go has the same values).
+const (
+	flagAccumulate = 1 // C += product (K slices after the first)
+	flagBias       = 2 // C = product + bias[row] (the first K slice, with a bias)
+	flagReLU       = 4 // then max(x, 0) (the last K slice)
+	flagLeaky      = 8 // with flagReLU: x > 0 ? x : x*slope
+)
+
+// asmMR is the number of rows of C of every assembly micro-kernel: 6 rows
+// times 4 vectors keep 24 of AVX-512's 32 registers as accumulators.
+const asmMR = 6
+
+// Cache blocking of the assembly GEMM. A kc x nr sliver of packed B (64
+// KiB with AVX-512) is reused by the asmMC rows of a block of A, whose rows
+// (kc values each, 72 KiB) stay in L2 across the slivers of a panel; the kc
+// x nc panel of B (1 MiB) is packed once per K slice.
+const (
+	asmKC = 256
+	asmMC = 72
+)
+
+// variant is one instruction set's set of micro-kernels.
+type variant struct {
+	name    string
+	lanes   int
+	kernels []asmKernel // kernels[v-1] computes v vectors of columns
+	peak    func(n int) // fmaPeak loop (see peak.go)
+}
+
+func (v *variant) nr() int { return len(v.kernels) * v.lanes }
+
+func (v *variant) nc() int { return 1024 / v.nr() * v.nr() }
+
+func (v *variant) layout() wsLayout {
+	return wsLayout{b: asmKC * v.nc(), col: asmKC * v.nc(), tile: asmMR * v.nr(), a: (asmMC + asmMR) * asmKC}
+}
+
+var (
+	variantAVX512 = &variant{name: "asm-avx512", lanes: 16,
+		kernels: []asmKernel{gemm6x1AVX512, gemm6x2AVX512, gemm6x3AVX512, gemm6x4AVX512}, peak: fmaPeakAVX512}
+	variantAVX2 = &variant{name: "asm-avx2", lanes: 8,
+		kernels: []asmKernel{gemm6x1AVX2, gemm6x2AVX2}, peak: fmaPeakAVX2}
+)
+
+// availableVariants lists the assembly variants this CPU runs, best first.
+func availableVariants() []*variant {
+	var vs []*variant
+	if archsimd.X86.AVX512() {
+		vs = append(vs, variantAVX512)
+	}
+	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
+		vs = append(vs, variantAVX2)
+	}
+	return vs
+}
+
+// active is the variant the kernels use; nil means the simd GEMM. Tests
+// and benchmarks set it to run each variant in turn.
+var active = bestVariant()
+
+func bestVariant() *variant {
+	if vs := availableVariants(); len(vs) > 0 {
+		return vs[0]
+	}
+	return nil
+}
+
+func implName() string {
+	if v := active; v != nil {
+		return v.name
+	}
+	return "simd"
+}
+
+func gemm(ws *workspace, g *gemmArgs) {
+	if v := active; v != nil {
+		gemmAsm(v, ws, g)
+		return
+	}
+	gemmSIMD(ws, g)
+}
+
+func gemmNR() int {
+	if v := active; v != nil {
+		return v.nr()
+	}
+	return simdNR()
+}
+
+func gemmMR() int {
+	if active != nil {
+		return asmMR
+	}
+	return simdMR
+}
+
+// gemmLayout covers every variant, so that a workspace serves whichever
+// one is active.
+func gemmLayout() wsLayout {
+	l := simdLayout()
+	for _, v := range []*variant{variantAVX512, variantAVX2} {
+		l = l.max(v.layout())
+	}
+	return l
+}
+
+// gemmAsm computes C = act(A*B + bias) (see gemmArgs) with the variant v's
+// micro-kernels. Loops, outermost first: nc-wide panels of B; kc-deep
+// slices of K (the panel's slice packed once into nr-wide slivers, built
+// first from the image for a convolution); blocks of asmMC rows of A;
+// slivers; groups of asmMR rows, one micro-kernel call each. The first K
+// slice adds the bias, the last applies the activation, in registers.
+func gemmAsm(v *variant, ws *workspace, g *gemmArgs) {
+	m, n, k := g.m, g.n, g.k
+	if k == 0 {
+		for i := 0; i < m; i++ {
+			fillBias(g.c[i*g.ldc:i*g.ldc+n], g.bias, i)
+		}
+		activateRows(g, 0, m)
+		return
+	}
+	L, nr, nc := v.lanes, v.nr(), v.nc()
+	slices := (k + asmKC - 1) / asmKC
+	kcStep := (k + slices - 1) / slices
+	for jc := 0; jc < n; jc += nc {
+		ncur := min(nc, n-jc)
+		for pc := 0; pc < k; pc += kcStep {
+			kc := min(kcStep, k-pc)
+			if g.fromImage {
+				col := ws.col[:kc*ncur]
+				for p := 0; p < kc; p++ {
+					im2colRange(&g.conv, g.b, pc+p, g.col0+jc, col[p*ncur:(p+1)*ncur])
+				}
+				packB(ws.b, col, ncur, kc, ncur, nr, L)
+			} else {
+				packB(ws.b, g.b[pc*g.ldb+jc:], g.ldb, kc, ncur, nr, L)
+			}
+			for ic := 0; ic < m; ic += asmMC {
+				asmBlock(v, ws, g, ic, min(asmMC, m-ic), jc, ncur, pc, kc)
+			}
+		}
+	}
+}
+
+// asmBlock computes rows ic..ic+mcur-1, columns jc..jc+ncur-1 of C for the
+// K slice pc..pc+kc-1, whose panel of B is packed in ws.b. Whole groups of
+// asmMR rows read A in place; a last, partial group is copied into ws.a
+// with zero rows below it. Full tiles go straight to C; partial ones
+// through ws.tile and the vector epilogue.
+func asmBlock(v *variant, ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc int) {
+	L, nr := v.lanes, v.nr()
+	first, last := pc == 0, pc+kc == g.k
+	flags := 0
+	switch {
+	case !first:
+		flags |= flagAccumulate
+	case g.bias != nil:
+		flags |= flagBias
+	}
+	if last && g.act.ReLU {
+		flags |= flagReLU
+		if g.act.Slope != 0 {
+			flags |= flagLeaky
+		}
+	}
+	full := mcur / asmMR * asmMR
+	var pad []float32
+	if full < mcur {
+		pad = ws.a[:asmMR*kc]
+		for r := 0; r < asmMR; r++ {
+			dst := pad[r*kc : (r+1)*kc]
+			if row := ic + full + r; row < ic+mcur {
+				copy(dst, g.a[row*g.lda+pc:row*g.lda+pc+kc])
+			} else {
+				clear(dst)
+			}
+		}
+	}
+	for jr := 0; jr < ncur; jr += nr {
+		cols := min(nr, ncur-jr)
+		width := sliverWidth(cols, nr, L)
+		kern := v.kernels[width/L-1]
+		bp := ws.b[jr*kc : jr*kc+kc*width]
+		for i := 0; i < mcur; i += asmMR {
+			row, rows := ic+i, min(asmMR, mcur-i)
+			a, lda := pad, kc
+			if rows == asmMR {
+				a, lda = g.a[row*g.lda+pc:(row+asmMR-1)*g.lda+pc+kc], g.lda
+			}
+			if rows == asmMR && cols == width {
+				c := g.c[row*g.ldc+jc+jr : (row+asmMR-1)*g.ldc+jc+jr+width]
+				var bias *float32
+				if flags&flagBias != 0 {
+					bias = &g.bias[row : row+asmMR][0]
+				}
+				kern(kc, &a[0], lda, &bp[0], &c[0], g.ldc, bias, flags, g.act.Slope)
+				continue
+			}
+			kern(kc, &a[0], lda, &bp[0], &ws.tile[:asmMR*nr][0], nr, nil, 0, 0)
+			epilogue(ws.tile, nr, g.c[row*g.ldc+jc+jr:], g.ldc, rows, cols, g.bias, row, first, last, g.act)
+		}
+	}
+}

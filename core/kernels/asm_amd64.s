@@ -1794,3 +1794,190 @@ gemm6x2AVX2_store:
 	VMOVUPS Y11, 32(BX)
 	VZEROUPPER
 	RET
+
+// func packSliverAVX512(dst *float32, width int, cols int, src *float32, rows *int, kc int, segs *int, nseg int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2
+TEXT ·packSliverAVX512(SB), NOSPLIT, $0-64
+	MOVQ   dst+0(FP), AX
+	MOVQ   width+8(FP), CX
+	SHLQ   $0x02, CX
+	MOVQ   rows+32(FP), DX
+	MOVQ   kc+40(FP), BX
+	VXORPS Z1, Z1, Z1
+	MOVQ   cols+16(FP), SI
+	MOVQ   SI, DI
+	ANDQ   $0x0000000f, DI
+	SUBQ   DI, SI
+	SHLQ   $0x02, SI
+	MOVQ   $0x00000001, R8
+	SHLXQ  DI, R8, R8
+	DECQ   R8
+	NOTQ   R8
+	KMOVW  R8, K2
+
+packSliverAVX512_row:
+	TESTQ BX, BX
+	JE    packSliverAVX512_done
+	MOVQ  src+24(FP), R8
+	MOVQ  (DX), R9
+	LEAQ  (R8)(R9*4), R8
+	MOVQ  segs+48(FP), R9
+	MOVQ  nseg+56(FP), R10
+
+packSliverAVX512_seg:
+	TESTQ R10, R10
+	JE    packSliverAVX512_tail
+	MOVQ  (R9), R11
+	LEAQ  (R8)(R11*4), R11
+	MOVQ  8(R9), R12
+	LEAQ  (AX)(R12*4), R12
+	MOVQ  16(R9), R13
+
+packSliverAVX512_vec:
+	CMPQ    R13, $0x10
+	JL      packSliverAVX512_part
+	VMOVUPS (R11), Z0
+	VMOVUPS Z0, (R12)
+	ADDQ    $0x40, R11
+	ADDQ    $0x40, R12
+	SUBQ    $0x10, R13
+	JMP     packSliverAVX512_vec
+
+packSliverAVX512_part:
+	TESTQ     R13, R13
+	JE        packSliverAVX512_next
+	MOVQ      $0x00000001, R14
+	SHLXQ     R13, R14, R14
+	DECQ      R14
+	KMOVW     R14, K1
+	VMOVUPS.Z (R11), K1, Z0
+	VMOVUPS   Z0, K1, (R12)
+
+packSliverAVX512_next:
+	ADDQ $0x18, R9
+	DECQ R10
+	JMP  packSliverAVX512_seg
+
+packSliverAVX512_tail:
+	LEAQ    (AX)(SI*1), R8
+	LEAQ    (AX)(CX*1), R9
+	TESTQ   DI, DI
+	JE      packSliverAVX512_zvec
+	VMOVUPS Z1, K2, (R8)
+	ADDQ    $0x40, R8
+
+packSliverAVX512_zvec:
+	CMPQ    R8, R9
+	JAE     packSliverAVX512_rowdone
+	VMOVUPS Z1, (R8)
+	ADDQ    $0x40, R8
+	JMP     packSliverAVX512_zvec
+
+packSliverAVX512_rowdone:
+	ADDQ CX, AX
+	ADDQ $0x08, DX
+	DECQ BX
+	JMP  packSliverAVX512_row
+
+packSliverAVX512_done:
+	VZEROUPPER
+	RET
+
+// func packSliverAVX2(dst *float32, width int, cols int, src *float32, rows *int, kc int, segs *int, nseg int)
+// Requires: AVX, AVX2
+TEXT ·packSliverAVX2(SB), NOSPLIT, $0-64
+	MOVQ         dst+0(FP), AX
+	MOVQ         width+8(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         rows+32(FP), DX
+	MOVQ         kc+40(FP), BX
+	VXORPS       Y1, Y1, Y1
+	MOVQ         cols+16(FP), SI
+	MOVQ         SI, DI
+	ANDQ         $0x00000007, DI
+	SUBQ         DI, SI
+	SHLQ         $0x02, SI
+	MOVQ         DI, R8
+	VMOVD        R8, X2
+	VPBROADCASTD X2, Y2
+	VPCMPEQD     Y15, Y15, Y15
+	VPADDD       Y15, Y2, Y2
+	VMOVDQU      laneIndex<>+0(SB), Y15
+	VPCMPGTD     Y2, Y15, Y2
+
+packSliverAVX2_row:
+	TESTQ BX, BX
+	JE    packSliverAVX2_done
+	MOVQ  src+24(FP), R8
+	MOVQ  (DX), R9
+	LEAQ  (R8)(R9*4), R8
+	MOVQ  segs+48(FP), R9
+	MOVQ  nseg+56(FP), R10
+
+packSliverAVX2_seg:
+	TESTQ R10, R10
+	JE    packSliverAVX2_tail
+	MOVQ  (R9), R11
+	LEAQ  (R8)(R11*4), R11
+	MOVQ  8(R9), R12
+	LEAQ  (AX)(R12*4), R12
+	MOVQ  16(R9), R13
+
+packSliverAVX2_vec:
+	CMPQ    R13, $0x08
+	JL      packSliverAVX2_part
+	VMOVUPS (R11), Y0
+	VMOVUPS Y0, (R12)
+	ADDQ    $0x20, R11
+	ADDQ    $0x20, R12
+	SUBQ    $0x08, R13
+	JMP     packSliverAVX2_vec
+
+packSliverAVX2_part:
+	TESTQ        R13, R13
+	JE           packSliverAVX2_next
+	VMOVD        R13, X3
+	VPBROADCASTD X3, Y3
+	VPCMPGTD     laneIndex<>+0(SB), Y3, Y3
+	VMASKMOVPS   (R11), Y3, Y0
+	VMASKMOVPS   Y0, Y3, (R12)
+
+packSliverAVX2_next:
+	ADDQ $0x18, R9
+	DECQ R10
+	JMP  packSliverAVX2_seg
+
+packSliverAVX2_tail:
+	LEAQ       (AX)(SI*1), R8
+	LEAQ       (AX)(CX*1), R9
+	TESTQ      DI, DI
+	JE         packSliverAVX2_zvec
+	VMASKMOVPS Y1, Y2, (R8)
+	ADDQ       $0x20, R8
+
+packSliverAVX2_zvec:
+	CMPQ    R8, R9
+	JAE     packSliverAVX2_rowdone
+	VMOVUPS Y1, (R8)
+	ADDQ    $0x20, R8
+	JMP     packSliverAVX2_zvec
+
+packSliverAVX2_rowdone:
+	ADDQ CX, AX
+	ADDQ $0x08, DX
+	DECQ BX
+	JMP  packSliverAVX2_row
+
+packSliverAVX2_done:
+	VZEROUPPER
+	RET
+
+DATA laneIndex<>+0(SB)/4, $0x00000000
+DATA laneIndex<>+4(SB)/4, $0x00000001
+DATA laneIndex<>+8(SB)/4, $0x00000002
+DATA laneIndex<>+12(SB)/4, $0x00000003
+DATA laneIndex<>+16(SB)/4, $0x00000004
+DATA laneIndex<>+20(SB)/4, $0x00000005
+DATA laneIndex<>+24(SB)/4, $0x00000006
+DATA laneIndex<>+28(SB)/4, $0x00000007
+GLOBL laneIndex<>(SB), RODATA|NOPTR, $32

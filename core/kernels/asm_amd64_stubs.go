@@ -11,19 +11,41 @@ func fmaPeakAVX512(n int)
 func fmaPeakAVX2(n int)
 
 // gemm6x1AVX512 computes a 6 x 16 tile of C = A*B (see gemmKernel in the generator).
+//
+//go:noescape
 func gemm6x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32)
 
 // gemm6x2AVX512 computes a 6 x 32 tile of C = A*B (see gemmKernel in the generator).
+//
+//go:noescape
 func gemm6x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32)
 
 // gemm6x3AVX512 computes a 6 x 48 tile of C = A*B (see gemmKernel in the generator).
+//
+//go:noescape
 func gemm6x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32)
 
 // gemm6x4AVX512 computes a 6 x 64 tile of C = A*B (see gemmKernel in the generator).
+//
+//go:noescape
 func gemm6x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32)
 
 // gemm6x1AVX2 computes a 6 x 8 tile of C = A*B (see gemmKernel in the generator).
+//
+//go:noescape
 func gemm6x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32)
 
 // gemm6x2AVX2 computes a 6 x 16 tile of C = A*B (see gemmKernel in the generator).
+//
+//go:noescape
 func gemm6x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32)
+
+// packSliverAVX512 packs one sliver of B from segments of src (see packSliver in the generator).
+//
+//go:noescape
+func packSliverAVX512(dst *float32, width int, cols int, src *float32, rows *int, kc int, segs *int, nseg int)
+
+// packSliverAVX2 packs one sliver of B from segments of src (see packSliver in the generator).
+//
+//go:noescape
+func packSliverAVX2(dst *float32, width int, cols int, src *float32, rows *int, kc int, segs *int, nseg int)

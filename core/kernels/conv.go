@@ -59,10 +59,20 @@ func (p ConvParams) check() {
 
 // ConvScratchSize is the number of float32s Conv2D needs as scratch for p:
 // the calling goroutine's GEMM buffers plus, in the scalar build, one
-// group's im2col matrix (none for 1x1 stride-1 unpadded convolutions).
+// group's im2col matrix (none for 1x1 stride-1 unpadded convolutions), or
+// with the assembly GEMM, one group's padded copy of the input (see imageB).
 func ConvScratchSize(p ConvParams) int {
 	p = p.normalized()
-	return workspaceSize() + p.colSize()
+	return workspaceSize() + p.colSize() + p.imageSize()
+}
+
+// imageSize is the scratch for the assembly GEMM's copy of one group's input.
+func (p ConvParams) imageSize() int {
+	if !hasAsm || p.pointwise() {
+		return 0
+	}
+	_, n := imageFor(&p)
+	return n
 }
 
 // Conv2D computes out = act(conv(in, w) + bias). w is OutC x InC/Group x KH x KW;
@@ -93,13 +103,14 @@ func Conv2D(r *Runner, p ConvParams, in, w, bias, out, scratch []float32, act Ac
 		panic(fmt.Sprintf("kernels: Conv2D: len(bias) = %d < %d", len(bias), p.OutC))
 	case len(out) < p.OutC*n:
 		panic(fmt.Sprintf("kernels: Conv2D: len(out) = %d < %d", len(out), p.OutC*n))
-	case len(scratch) < wsSize+p.colSize():
-		panic(fmt.Sprintf("kernels: Conv2D: len(scratch) = %d < ConvScratchSize = %d", len(scratch), wsSize+p.colSize()))
+	case len(scratch) < wsSize+p.colSize()+p.imageSize():
+		panic(fmt.Sprintf("kernels: Conv2D: len(scratch) = %d < ConvScratchSize = %d", len(scratch), wsSize+p.colSize()+p.imageSize()))
 	}
 	r.lock()
 	defer r.unlock()
 	ws := newWorkspace(scratch[:wsSize])
 	col := scratch[wsSize : wsSize+p.colSize()]
+	imgBuf := scratch[wsSize+p.colSize() : wsSize+p.colSize()+p.imageSize()]
 	for gi := 0; gi < g; gi++ {
 		src := in[gi*icg*plane : (gi+1)*icg*plane]
 		ga := gemmArgs{
@@ -111,6 +122,13 @@ func Conv2D(r *Runner, p ConvParams, in, w, bias, out, scratch []float32, act Ac
 		}
 		switch {
 		case p.pointwise():
+		case usesImageB():
+			img, n := imageFor(&p)
+			if n > 0 {
+				prepareImage(&p, img, src, imgBuf[:n])
+				ga.b = imgBuf[:n]
+			}
+			ga.img, ga.conv = img, p
 		case packsIm2col:
 			ga.fromImage, ga.conv = true, p
 		default:

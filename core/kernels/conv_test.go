@@ -113,11 +113,13 @@ func TestConv2D(t *testing.T) {
 			r.Close()
 		}
 	}()
-	for i, c := range convCases {
-		for j, r := range runners {
-			runConvCase(t, r, c.name, c.p, (i+j)%2 == 0, acts[(i+j)%len(acts)])
+	eachVariant(t, func(impl string) {
+		for i, c := range convCases {
+			for j, r := range runners {
+				runConvCase(t, r, impl+" "+c.name, c.p, (i+j)%2 == 0, acts[(i+j)%len(acts)])
+			}
 		}
-	}
+	})
 }
 
 // TestConv2DOnes is hand-checkable: all-ones input and weights, 3x3, pad 1,

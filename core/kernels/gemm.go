@@ -22,6 +22,11 @@ type gemmArgs struct {
 	fromImage bool
 	conv      ConvParams
 	col0      int
+
+	// img makes B the im2col matrix of conv as the assembly GEMM reads it
+	// (see imageB): b holds the input or its prepared copy; column j of
+	// B is output pixel col0+j.
+	img imageB
 }
 
 type gemmTask struct{ g gemmArgs }
@@ -51,7 +56,7 @@ func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
 	if g.m == 0 || g.n == 0 {
 		return
 	}
-	if g.n == 1 && g.ldb == 1 && !g.fromImage {
+	if g.n == 1 && g.ldb == 1 && !g.fromImage && !g.img.on {
 		lo, hi := share(g.m, w, nw)
 		if lo < hi {
 			gemv(hi-lo, g.k, g.a[lo*g.lda:], g.lda, g.b[:g.k], g.c[lo*g.ldc:], g.ldc, biasFrom(g.bias, lo), g.act)
@@ -71,7 +76,7 @@ func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
 			return
 		}
 		sub.n = hi - lo
-		if g.fromImage {
+		if g.fromImage || g.img.on {
 			sub.col0 = g.col0 + lo
 		} else {
 			sub.b = g.b[lo:]

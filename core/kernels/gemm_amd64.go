@@ -46,6 +46,19 @@ type variant struct {
 	peak    func(n int) // fmaPeak loop (see peak.go)
 }
 
+// pack packs one sliver of B from runs of src (see packSliver in
+// _asm/pack.go): for each of kc rows, nseg (source offset, packed offset,
+// length) triples at segs relative to src+rows[p], then zeros up to width.
+// It calls the assembly directly, not through a func value, which would
+// make its stack arguments escape.
+func (v *variant) pack(dst *float32, width, cols int, src *float32, rows *int, kc int, segs *int, nseg int) {
+	if v == variantAVX512 {
+		packSliverAVX512(dst, width, cols, src, rows, kc, segs, nseg)
+	} else {
+		packSliverAVX2(dst, width, cols, src, rows, kc, segs, nseg)
+	}
+}
+
 func (v *variant) nr() int { return len(v.kernels) * v.lanes }
 
 func (v *variant) nc() int { return 1024 / v.nr() * v.nr() }
@@ -56,9 +69,11 @@ func (v *variant) layout() wsLayout {
 
 var (
 	variantAVX512 = &variant{name: "asm-avx512", lanes: 16,
-		kernels: []asmKernel{gemm6x1AVX512, gemm6x2AVX512, gemm6x3AVX512, gemm6x4AVX512}, peak: fmaPeakAVX512}
+		kernels: []asmKernel{gemm6x1AVX512, gemm6x2AVX512, gemm6x3AVX512, gemm6x4AVX512},
+		peak:    fmaPeakAVX512}
 	variantAVX2 = &variant{name: "asm-avx2", lanes: 8,
-		kernels: []asmKernel{gemm6x1AVX2, gemm6x2AVX2}, peak: fmaPeakAVX2}
+		kernels: []asmKernel{gemm6x1AVX2, gemm6x2AVX2},
+		peak:    fmaPeakAVX2}
 )
 
 // availableVariants lists the assembly variants this CPU runs, best first.
@@ -83,6 +98,12 @@ func bestVariant() *variant {
 	}
 	return nil
 }
+
+// hasAsm reports whether the build has the assembly GEMM; usesImageB
+// whether it is active (Conv2D then hands it the image form of B).
+const hasAsm = true
+
+func usesImageB() bool { return active != nil }
 
 func implName() string {
 	if v := active; v != nil {
@@ -138,22 +159,14 @@ func gemmAsm(v *variant, ws *workspace, g *gemmArgs) {
 		activateRows(g, 0, m)
 		return
 	}
-	L, nr, nc := v.lanes, v.nr(), v.nc()
+	nc := v.nc()
 	slices := (k + asmKC - 1) / asmKC
 	kcStep := (k + slices - 1) / slices
 	for jc := 0; jc < n; jc += nc {
 		ncur := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kcStep {
 			kc := min(kcStep, k-pc)
-			if g.fromImage {
-				col := ws.col[:kc*ncur]
-				for p := 0; p < kc; p++ {
-					im2colRange(&g.conv, g.b, pc+p, g.col0+jc, col[p*ncur:(p+1)*ncur])
-				}
-				packB(ws.b, col, ncur, kc, ncur, nr, L)
-			} else {
-				packB(ws.b, g.b[pc*g.ldb+jc:], g.ldb, kc, ncur, nr, L)
-			}
+			packPanel(v, ws, g, pc, kc, jc, ncur)
 			for ic := 0; ic < m; ic += asmMC {
 				asmBlock(v, ws, g, ic, min(asmMC, m-ic), jc, ncur, pc, kc)
 			}
@@ -218,5 +231,41 @@ func asmBlock(v *variant, ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc
 			kern(kc, &a[0], lda, &bp[0], &ws.tile[:asmMR*nr][0], nr, nil, 0, 0)
 			epilogue(ws.tile, nr, g.c[row*g.ldc+jc+jr:], g.ldc, rows, cols, g.bias, row, first, last, g.act)
 		}
+	}
+}
+
+// packPanel packs rows pc..pc+kc-1, columns jc..jc+ncur-1 of B into ws.b
+// as slivers of nr columns (the last one narrower, whole vectors, zero
+// padded), reading B in place or, for a convolution, from its image form.
+func packPanel(v *variant, ws *workspace, g *gemmArgs, pc, kc, jc, ncur int) {
+	L, nr := v.lanes, v.nr()
+	var rowBuf [asmKC]int
+	rows := rowBuf[:kc]
+	maxRow := 0
+	for p := range rows {
+		if g.img.on {
+			rows[p] = g.img.rowOffset(&g.conv, pc+p)
+		} else {
+			rows[p] = (pc + p) * g.ldb
+		}
+		maxRow = max(maxRow, rows[p])
+	}
+	// One run per row for a matrix; for an image, one per output row the
+	// sliver spans (at most nr+1 of one column each).
+	var segBuf [3 * (64 + 2)]int
+	for jr := 0; jr < ncur; jr += nr {
+		cols := min(nr, ncur-jr)
+		width := sliverWidth(cols, nr, L)
+		segs, end := segBuf[:0], 0
+		if g.img.on {
+			segs, end = g.img.segments(&g.conv, g.col0+jc+jr, cols, segs)
+		} else {
+			segs, end = append(segs, jc+jr, 0, cols), jc+jr+cols
+		}
+		if maxRow+end > len(g.b) {
+			panic("kernels: GEMM panel reads past B") // a broken invariant of the callers
+		}
+		dst := ws.b[jr*kc : jr*kc+kc*width]
+		v.pack(&dst[0], width, cols, &g.b[0], &rows[0], kc, &segs[0], len(segs)/3)
 	}
 }

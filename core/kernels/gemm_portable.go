@@ -14,3 +14,9 @@ func gemmNR() int { return simdNR() }
 func gemmMR() int { return simdMR }
 
 func gemmLayout() wsLayout { return simdLayout() }
+
+// hasAsm reports whether the build has the assembly GEMM; usesImageB
+// whether it is active.
+const hasAsm = false
+
+func usesImageB() bool { return false }

@@ -29,3 +29,9 @@ func activate(in, out []float32, act Act) { activateGeneric(in, out, act) }
 func addAct(a, b, out []float32, act Act) { addActGeneric(a, b, out, act) }
 
 func widenF16(dst []float32, src []uint16) { widenF16Generic(dst, src) }
+
+// hasAsm reports whether the build has the assembly GEMM; usesImageB
+// whether it is active.
+const hasAsm = false
+
+func usesImageB() bool { return false }

@@ -64,6 +64,7 @@ func gemmKernel(s isa, mr, nrv int) {
 		panic(name + ": too many registers")
 	}
 	TEXT(name, NOSPLIT, "func(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32)")
+	Pragma("noescape")
 	Doc(fmt.Sprintf("%s computes a %d x %d tile of C = A*B (see gemmKernel in the generator).", name, mr, nrv*s.lanes))
 	acc := func(r, v int) VecPhysical { return s.reg(r*nrv + v) }
 	breg := func(v int) VecPhysical { return s.reg(nacc + v) }

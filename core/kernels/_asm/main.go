@@ -15,5 +15,7 @@ func main() {
 	ConstraintExpr("goexperiment.simd,amd64,!noasm")
 	peak()
 	gemmKernels()
+	packSliver(avx512)
+	packSliver(avx2)
 	Generate()
 }

@@ -1981,3 +1981,2100 @@ DATA laneIndex<>+20(SB)/4, $0x00000005
 DATA laneIndex<>+24(SB)/4, $0x00000006
 DATA laneIndex<>+28(SB)/4, $0x00000007
 GLOBL laneIndex<>(SB), RODATA|NOPTR, $32
+
+// func transpose16AVX512(dst *float32, dstStride int, src *float32, srcStride int, rows int, cols int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2
+TEXT ·transpose16AVX512(SB), NOSPLIT, $0-48
+	MOVQ      src+16(FP), AX
+	MOVQ      srcStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      rows+32(FP), DX
+	MOVQ      cols+40(FP), BX
+	MOVQ      $0x00000001, SI
+	SHLXQ     BX, SI, SI
+	DECQ      SI
+	KMOVW     SI, K1
+	MOVQ      $0x00000001, SI
+	SHLXQ     DX, SI, SI
+	DECQ      SI
+	KMOVW     SI, K2
+	VXORPS    Z0, Z0, Z0
+	VXORPS    Z1, Z1, Z1
+	VXORPS    Z2, Z2, Z2
+	VXORPS    Z3, Z3, Z3
+	VXORPS    Z4, Z4, Z4
+	VXORPS    Z5, Z5, Z5
+	VXORPS    Z6, Z6, Z6
+	VXORPS    Z7, Z7, Z7
+	VXORPS    Z8, Z8, Z8
+	VXORPS    Z9, Z9, Z9
+	VXORPS    Z10, Z10, Z10
+	VXORPS    Z11, Z11, Z11
+	VXORPS    Z12, Z12, Z12
+	VXORPS    Z13, Z13, Z13
+	VXORPS    Z14, Z14, Z14
+	VXORPS    Z15, Z15, Z15
+	CMPQ      DX, $0x00
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ      CX, AX
+	CMPQ      DX, $0x01
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ      CX, AX
+	CMPQ      DX, $0x02
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ      CX, AX
+	CMPQ      DX, $0x03
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z3
+	ADDQ      CX, AX
+	CMPQ      DX, $0x04
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z4
+	ADDQ      CX, AX
+	CMPQ      DX, $0x05
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z5
+	ADDQ      CX, AX
+	CMPQ      DX, $0x06
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z6
+	ADDQ      CX, AX
+	CMPQ      DX, $0x07
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z7
+	ADDQ      CX, AX
+	CMPQ      DX, $0x08
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z8
+	ADDQ      CX, AX
+	CMPQ      DX, $0x09
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z9
+	ADDQ      CX, AX
+	CMPQ      DX, $0x0a
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z10
+	ADDQ      CX, AX
+	CMPQ      DX, $0x0b
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z11
+	ADDQ      CX, AX
+	CMPQ      DX, $0x0c
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z12
+	ADDQ      CX, AX
+	CMPQ      DX, $0x0d
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z13
+	ADDQ      CX, AX
+	CMPQ      DX, $0x0e
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z14
+	ADDQ      CX, AX
+	CMPQ      DX, $0x0f
+	JLE       transpose16AVX512_loaded
+	VMOVUPS.Z (AX), K1, Z15
+	ADDQ      CX, AX
+
+transpose16AVX512_loaded:
+	VUNPCKLPS  Z1, Z0, Z16
+	VUNPCKHPS  Z1, Z0, Z17
+	VUNPCKLPS  Z3, Z2, Z18
+	VUNPCKHPS  Z3, Z2, Z19
+	VUNPCKLPS  Z5, Z4, Z20
+	VUNPCKHPS  Z5, Z4, Z21
+	VUNPCKLPS  Z7, Z6, Z22
+	VUNPCKHPS  Z7, Z6, Z23
+	VUNPCKLPS  Z9, Z8, Z24
+	VUNPCKHPS  Z9, Z8, Z25
+	VUNPCKLPS  Z11, Z10, Z26
+	VUNPCKHPS  Z11, Z10, Z27
+	VUNPCKLPS  Z13, Z12, Z28
+	VUNPCKHPS  Z13, Z12, Z29
+	VUNPCKLPS  Z15, Z14, Z30
+	VUNPCKHPS  Z15, Z14, Z31
+	VUNPCKLPD  Z18, Z16, Z0
+	VUNPCKHPD  Z18, Z16, Z1
+	VUNPCKLPD  Z19, Z17, Z2
+	VUNPCKHPD  Z19, Z17, Z3
+	VUNPCKLPD  Z22, Z20, Z4
+	VUNPCKHPD  Z22, Z20, Z5
+	VUNPCKLPD  Z23, Z21, Z6
+	VUNPCKHPD  Z23, Z21, Z7
+	VUNPCKLPD  Z26, Z24, Z8
+	VUNPCKHPD  Z26, Z24, Z9
+	VUNPCKLPD  Z27, Z25, Z10
+	VUNPCKHPD  Z27, Z25, Z11
+	VUNPCKLPD  Z30, Z28, Z12
+	VUNPCKHPD  Z30, Z28, Z13
+	VUNPCKLPD  Z31, Z29, Z14
+	VUNPCKHPD  Z31, Z29, Z15
+	VSHUFF32X4 $0x44, Z4, Z0, Z16
+	VSHUFF32X4 $0xee, Z4, Z0, Z17
+	VSHUFF32X4 $0x44, Z12, Z8, Z18
+	VSHUFF32X4 $0xee, Z12, Z8, Z19
+	VSHUFF32X4 $0x44, Z5, Z1, Z20
+	VSHUFF32X4 $0xee, Z5, Z1, Z21
+	VSHUFF32X4 $0x44, Z13, Z9, Z22
+	VSHUFF32X4 $0xee, Z13, Z9, Z23
+	VSHUFF32X4 $0x44, Z6, Z2, Z24
+	VSHUFF32X4 $0xee, Z6, Z2, Z25
+	VSHUFF32X4 $0x44, Z14, Z10, Z26
+	VSHUFF32X4 $0xee, Z14, Z10, Z27
+	VSHUFF32X4 $0x44, Z7, Z3, Z28
+	VSHUFF32X4 $0xee, Z7, Z3, Z29
+	VSHUFF32X4 $0x44, Z15, Z11, Z30
+	VSHUFF32X4 $0xee, Z15, Z11, Z31
+	VSHUFF32X4 $0x88, Z18, Z16, Z0
+	VSHUFF32X4 $0xdd, Z18, Z16, Z4
+	VSHUFF32X4 $0x88, Z19, Z17, Z8
+	VSHUFF32X4 $0xdd, Z19, Z17, Z12
+	VSHUFF32X4 $0x88, Z22, Z20, Z1
+	VSHUFF32X4 $0xdd, Z22, Z20, Z5
+	VSHUFF32X4 $0x88, Z23, Z21, Z9
+	VSHUFF32X4 $0xdd, Z23, Z21, Z13
+	VSHUFF32X4 $0x88, Z26, Z24, Z2
+	VSHUFF32X4 $0xdd, Z26, Z24, Z6
+	VSHUFF32X4 $0x88, Z27, Z25, Z10
+	VSHUFF32X4 $0xdd, Z27, Z25, Z14
+	VSHUFF32X4 $0x88, Z30, Z28, Z3
+	VSHUFF32X4 $0xdd, Z30, Z28, Z7
+	VSHUFF32X4 $0x88, Z31, Z29, Z11
+	VSHUFF32X4 $0xdd, Z31, Z29, Z15
+	MOVQ       dst+0(FP), AX
+	MOVQ       dstStride+8(FP), CX
+	SHLQ       $0x02, CX
+	CMPQ       BX, $0x00
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z0, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x01
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z1, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x02
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z2, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x03
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z3, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x04
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z4, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x05
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z5, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x06
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z6, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x07
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z7, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x08
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z8, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x09
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z9, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x0a
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z10, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x0b
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z11, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x0c
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z12, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x0d
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z13, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x0e
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z14, K2, (AX)
+	ADDQ       CX, AX
+	CMPQ       BX, $0x0f
+	JLE        transpose16AVX512_done
+	VMOVUPS    Z15, K2, (AX)
+	ADDQ       CX, AX
+
+transpose16AVX512_done:
+	VZEROUPPER
+	RET
+
+// func winoWeightsF4AVX512(u *float32, uStride int, w *float32, inC int)
+// Requires: AVX, AVX512F
+TEXT ·winoWeightsF4AVX512(SB), $1152-32
+	MOVQ u+0(FP), AX
+	MOVQ uStride+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ w+16(FP), DX
+	MOVQ inC+24(FP), BX
+
+winoWeightsF4AVX512_ic:
+	TESTQ            BX, BX
+	JE               winoWeightsF4AVX512_done
+	MOVQ             AX, SI
+	VMOVUPS          (DX), Z0
+	VMOVUPS          192(DX), Z1
+	VMOVUPS          384(DX), Z2
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
+	VMOVUPS          Z16, (SP)
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
+	VMOVUPS          Z17, 192(SP)
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
+	VMOVUPS          Z18, 384(SP)
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
+	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VMOVUPS          Z19, 576(SP)
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMOVUPS          Z20, 768(SP)
+	VMOVAPS          Z2, Z21
+	VMOVUPS          Z21, 960(SP)
+	VMOVUPS          64(DX), Z0
+	VMOVUPS          256(DX), Z1
+	VMOVUPS          448(DX), Z2
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
+	VMOVUPS          Z16, 64(SP)
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
+	VMOVUPS          Z17, 256(SP)
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
+	VMOVUPS          Z18, 448(SP)
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
+	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VMOVUPS          Z19, 640(SP)
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMOVUPS          Z20, 832(SP)
+	VMOVAPS          Z2, Z21
+	VMOVUPS          Z21, 1024(SP)
+	VMOVUPS          128(DX), Z0
+	VMOVUPS          320(DX), Z1
+	VMOVUPS          512(DX), Z2
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
+	VMOVUPS          Z16, 128(SP)
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
+	VMOVUPS          Z17, 320(SP)
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
+	VMOVUPS          Z18, 512(SP)
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
+	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VMOVUPS          Z19, 704(SP)
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMOVUPS          Z20, 896(SP)
+	VMOVAPS          Z2, Z21
+	VMOVUPS          Z21, 1088(SP)
+	VMOVUPS          (SP), Z0
+	VMOVUPS          64(SP), Z1
+	VMOVUPS          128(SP), Z2
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
+	VMOVUPS          Z16, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
+	VMOVUPS          Z17, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
+	VMOVUPS          Z18, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
+	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VMOVUPS          Z19, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMOVUPS          Z20, (SI)
+	ADDQ             CX, SI
+	VMOVAPS          Z2, Z21
+	VMOVUPS          Z21, (SI)
+	ADDQ             CX, SI
+	VMOVUPS          192(SP), Z0
+	VMOVUPS          256(SP), Z1
+	VMOVUPS          320(SP), Z2
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
+	VMOVUPS          Z16, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
+	VMOVUPS          Z17, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
+	VMOVUPS          Z18, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
+	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VMOVUPS          Z19, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMOVUPS          Z20, (SI)
+	ADDQ             CX, SI
+	VMOVAPS          Z2, Z21
+	VMOVUPS          Z21, (SI)
+	ADDQ             CX, SI
+	VMOVUPS          384(SP), Z0
+	VMOVUPS          448(SP), Z1
+	VMOVUPS          512(SP), Z2
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
+	VMOVUPS          Z16, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
+	VMOVUPS          Z17, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
+	VMOVUPS          Z18, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
+	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VMOVUPS          Z19, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMOVUPS          Z20, (SI)
+	ADDQ             CX, SI
+	VMOVAPS          Z2, Z21
+	VMOVUPS          Z21, (SI)
+	ADDQ             CX, SI
+	VMOVUPS          576(SP), Z0
+	VMOVUPS          640(SP), Z1
+	VMOVUPS          704(SP), Z2
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
+	VMOVUPS          Z16, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
+	VMOVUPS          Z17, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
+	VMOVUPS          Z18, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
+	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VMOVUPS          Z19, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMOVUPS          Z20, (SI)
+	ADDQ             CX, SI
+	VMOVAPS          Z2, Z21
+	VMOVUPS          Z21, (SI)
+	ADDQ             CX, SI
+	VMOVUPS          768(SP), Z0
+	VMOVUPS          832(SP), Z1
+	VMOVUPS          896(SP), Z2
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
+	VMOVUPS          Z16, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
+	VMOVUPS          Z17, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
+	VMOVUPS          Z18, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
+	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VMOVUPS          Z19, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMOVUPS          Z20, (SI)
+	ADDQ             CX, SI
+	VMOVAPS          Z2, Z21
+	VMOVUPS          Z21, (SI)
+	ADDQ             CX, SI
+	VMOVUPS          960(SP), Z0
+	VMOVUPS          1024(SP), Z1
+	VMOVUPS          1088(SP), Z2
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
+	VMOVUPS          Z16, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
+	VMOVUPS          Z17, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
+	VMOVUPS          Z18, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
+	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VMOVUPS          Z19, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMOVUPS          Z20, (SI)
+	ADDQ             CX, SI
+	VMOVAPS          Z2, Z21
+	VMOVUPS          Z21, (SI)
+	ADDQ             CX, SI
+	ADDQ             $0x00000100, AX
+	ADDQ             $0x00000240, DX
+	DECQ             BX
+	JMP              winoWeightsF4AVX512_ic
+
+winoWeightsF4AVX512_done:
+	VZEROUPPER
+	RET
+
+// func winoInputF4AVX512(v *float32, vStride int, src *float32, wp int, groups int, groupStride int)
+// Requires: AVX, AVX512F
+TEXT ·winoInputF4AVX512(SB), $2304-48
+	MOVQ v+0(FP), AX
+	MOVQ vStride+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ src+16(FP), DX
+	MOVQ wp+24(FP), BX
+	SHLQ $0x06, BX
+	MOVQ groups+32(FP), SI
+	MOVQ groupStride+40(FP), DI
+	SHLQ $0x02, DI
+
+winoInputF4AVX512_group:
+	TESTQ            SI, SI
+	JE               winoInputF4AVX512_done
+	MOVQ             AX, R9
+	MOVQ             DX, R8
+	VMOVUPS          (R8), Z0
+	ADDQ             BX, R8
+	VMOVUPS          (R8), Z1
+	ADDQ             BX, R8
+	VMOVUPS          (R8), Z2
+	ADDQ             BX, R8
+	VMOVUPS          (R8), Z3
+	ADDQ             BX, R8
+	VMOVUPS          (R8), Z4
+	ADDQ             BX, R8
+	VMOVUPS          (R8), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, (SP)
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, 384(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, 768(SP)
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, 1152(SP)
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, 1536(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, 1920(SP)
+	MOVQ             DX, R8
+	VMOVUPS          64(R8), Z0
+	ADDQ             BX, R8
+	VMOVUPS          64(R8), Z1
+	ADDQ             BX, R8
+	VMOVUPS          64(R8), Z2
+	ADDQ             BX, R8
+	VMOVUPS          64(R8), Z3
+	ADDQ             BX, R8
+	VMOVUPS          64(R8), Z4
+	ADDQ             BX, R8
+	VMOVUPS          64(R8), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, 64(SP)
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, 448(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, 832(SP)
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, 1216(SP)
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, 1600(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, 1984(SP)
+	MOVQ             DX, R8
+	VMOVUPS          128(R8), Z0
+	ADDQ             BX, R8
+	VMOVUPS          128(R8), Z1
+	ADDQ             BX, R8
+	VMOVUPS          128(R8), Z2
+	ADDQ             BX, R8
+	VMOVUPS          128(R8), Z3
+	ADDQ             BX, R8
+	VMOVUPS          128(R8), Z4
+	ADDQ             BX, R8
+	VMOVUPS          128(R8), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, 128(SP)
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, 512(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, 896(SP)
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, 1280(SP)
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, 1664(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, 2048(SP)
+	MOVQ             DX, R8
+	VMOVUPS          192(R8), Z0
+	ADDQ             BX, R8
+	VMOVUPS          192(R8), Z1
+	ADDQ             BX, R8
+	VMOVUPS          192(R8), Z2
+	ADDQ             BX, R8
+	VMOVUPS          192(R8), Z3
+	ADDQ             BX, R8
+	VMOVUPS          192(R8), Z4
+	ADDQ             BX, R8
+	VMOVUPS          192(R8), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, 192(SP)
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, 576(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, 960(SP)
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, 1344(SP)
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, 1728(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, 2112(SP)
+	MOVQ             DX, R8
+	VMOVUPS          256(R8), Z0
+	ADDQ             BX, R8
+	VMOVUPS          256(R8), Z1
+	ADDQ             BX, R8
+	VMOVUPS          256(R8), Z2
+	ADDQ             BX, R8
+	VMOVUPS          256(R8), Z3
+	ADDQ             BX, R8
+	VMOVUPS          256(R8), Z4
+	ADDQ             BX, R8
+	VMOVUPS          256(R8), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, 256(SP)
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, 640(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, 1024(SP)
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, 1408(SP)
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, 1792(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, 2176(SP)
+	MOVQ             DX, R8
+	VMOVUPS          320(R8), Z0
+	ADDQ             BX, R8
+	VMOVUPS          320(R8), Z1
+	ADDQ             BX, R8
+	VMOVUPS          320(R8), Z2
+	ADDQ             BX, R8
+	VMOVUPS          320(R8), Z3
+	ADDQ             BX, R8
+	VMOVUPS          320(R8), Z4
+	ADDQ             BX, R8
+	VMOVUPS          320(R8), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, 320(SP)
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, 704(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, 1088(SP)
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, 1472(SP)
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, 1856(SP)
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, 2240(SP)
+	VMOVUPS          (SP), Z0
+	VMOVUPS          64(SP), Z1
+	VMOVUPS          128(SP), Z2
+	VMOVUPS          192(SP), Z3
+	VMOVUPS          256(SP), Z4
+	VMOVUPS          320(SP), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, (R9)
+	ADDQ             CX, R9
+	VMOVUPS          384(SP), Z0
+	VMOVUPS          448(SP), Z1
+	VMOVUPS          512(SP), Z2
+	VMOVUPS          576(SP), Z3
+	VMOVUPS          640(SP), Z4
+	VMOVUPS          704(SP), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, (R9)
+	ADDQ             CX, R9
+	VMOVUPS          768(SP), Z0
+	VMOVUPS          832(SP), Z1
+	VMOVUPS          896(SP), Z2
+	VMOVUPS          960(SP), Z3
+	VMOVUPS          1024(SP), Z4
+	VMOVUPS          1088(SP), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, (R9)
+	ADDQ             CX, R9
+	VMOVUPS          1152(SP), Z0
+	VMOVUPS          1216(SP), Z1
+	VMOVUPS          1280(SP), Z2
+	VMOVUPS          1344(SP), Z3
+	VMOVUPS          1408(SP), Z4
+	VMOVUPS          1472(SP), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, (R9)
+	ADDQ             CX, R9
+	VMOVUPS          1536(SP), Z0
+	VMOVUPS          1600(SP), Z1
+	VMOVUPS          1664(SP), Z2
+	VMOVUPS          1728(SP), Z3
+	VMOVUPS          1792(SP), Z4
+	VMOVUPS          1856(SP), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, (R9)
+	ADDQ             CX, R9
+	VMOVUPS          1920(SP), Z0
+	VMOVUPS          1984(SP), Z1
+	VMOVUPS          2048(SP), Z2
+	VMOVUPS          2112(SP), Z3
+	VMOVUPS          2176(SP), Z4
+	VMOVUPS          2240(SP), Z5
+	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
+	VADDPS           Z3, Z17, Z17
+	VADDPS           Z4, Z17, Z17
+	VMOVUPS          Z17, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VSUBPS           Z3, Z18, Z18
+	VADDPS           Z4, Z18, Z18
+	VMOVUPS          Z18, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
+	VADDPS           Z4, Z19, Z19
+	VMOVUPS          Z19, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
+	VSUBPS           Z2, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
+	VADDPS           Z4, Z20, Z20
+	VMOVUPS          Z20, (R9)
+	ADDQ             CX, R9
+	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
+	VADDPS           Z5, Z21, Z21
+	VMOVUPS          Z21, (R9)
+	ADDQ             CX, R9
+	ADDQ             DI, DX
+	ADDQ             $0x40, AX
+	DECQ             SI
+	JMP              winoInputF4AVX512_group
+
+winoInputF4AVX512_done:
+	VZEROUPPER
+	RET
+
+// func winoOutputF4AVX512(out *float32, ow int, groupStride int, m *float32, mStride int, bias *float32, flags int, rows int, cols int, groups int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoOutputF4AVX512(SB), $1536-80
+	MOVQ   out+0(FP), AX
+	MOVQ   ow+8(FP), CX
+	SHLQ   $0x06, CX
+	MOVQ   groupStride+16(FP), DX
+	SHLQ   $0x02, DX
+	MOVQ   m+24(FP), BX
+	MOVQ   mStride+32(FP), SI
+	SHLQ   $0x02, SI
+	MOVQ   bias+40(FP), DI
+	MOVQ   flags+48(FP), R8
+	MOVQ   rows+56(FP), R9
+	MOVQ   cols+64(FP), R10
+	MOVQ   groups+72(FP), R11
+	VXORPS Z30, Z30, Z30
+
+winoOutputF4AVX512_group:
+	TESTQ   R11, R11
+	JE      winoOutputF4AVX512_done
+	VXORPS  Z29, Z29, Z29
+	TESTQ   $0x00000002, R8
+	JZ      winoOutputF4AVX512_nobias
+	VMOVUPS (DI), Z29
+
+winoOutputF4AVX512_nobias:
+	IMUL3Q           $0x00000000, SI, R12
+	VMOVUPS          (BX)(R12*1), Z0
+	IMUL3Q           $0x00000006, SI, R12
+	VMOVUPS          (BX)(R12*1), Z1
+	IMUL3Q           $0x0000000c, SI, R12
+	VMOVUPS          (BX)(R12*1), Z2
+	IMUL3Q           $0x00000012, SI, R12
+	VMOVUPS          (BX)(R12*1), Z3
+	IMUL3Q           $0x00000018, SI, R12
+	VMOVUPS          (BX)(R12*1), Z4
+	IMUL3Q           $0x0000001e, SI, R12
+	VMOVUPS          (BX)(R12*1), Z5
+	VMOVAPS          Z0, Z16
+	VADDPS           Z1, Z16, Z16
+	VADDPS           Z2, Z16, Z16
+	VADDPS           Z3, Z16, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, (SP)
+	VMOVAPS          Z1, Z17
+	VSUBPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VMOVUPS          Z17, 384(SP)
+	VMOVAPS          Z1, Z18
+	VADDPS           Z2, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VMOVUPS          Z18, 768(SP)
+	VMOVAPS          Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VADDPS           Z5, Z19, Z19
+	VMOVUPS          Z19, 1152(SP)
+	IMUL3Q           $0x00000001, SI, R12
+	VMOVUPS          (BX)(R12*1), Z0
+	IMUL3Q           $0x00000007, SI, R12
+	VMOVUPS          (BX)(R12*1), Z1
+	IMUL3Q           $0x0000000d, SI, R12
+	VMOVUPS          (BX)(R12*1), Z2
+	IMUL3Q           $0x00000013, SI, R12
+	VMOVUPS          (BX)(R12*1), Z3
+	IMUL3Q           $0x00000019, SI, R12
+	VMOVUPS          (BX)(R12*1), Z4
+	IMUL3Q           $0x0000001f, SI, R12
+	VMOVUPS          (BX)(R12*1), Z5
+	VMOVAPS          Z0, Z16
+	VADDPS           Z1, Z16, Z16
+	VADDPS           Z2, Z16, Z16
+	VADDPS           Z3, Z16, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, 64(SP)
+	VMOVAPS          Z1, Z17
+	VSUBPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VMOVUPS          Z17, 448(SP)
+	VMOVAPS          Z1, Z18
+	VADDPS           Z2, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VMOVUPS          Z18, 832(SP)
+	VMOVAPS          Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VADDPS           Z5, Z19, Z19
+	VMOVUPS          Z19, 1216(SP)
+	IMUL3Q           $0x00000002, SI, R12
+	VMOVUPS          (BX)(R12*1), Z0
+	IMUL3Q           $0x00000008, SI, R12
+	VMOVUPS          (BX)(R12*1), Z1
+	IMUL3Q           $0x0000000e, SI, R12
+	VMOVUPS          (BX)(R12*1), Z2
+	IMUL3Q           $0x00000014, SI, R12
+	VMOVUPS          (BX)(R12*1), Z3
+	IMUL3Q           $0x0000001a, SI, R12
+	VMOVUPS          (BX)(R12*1), Z4
+	IMUL3Q           $0x00000020, SI, R12
+	VMOVUPS          (BX)(R12*1), Z5
+	VMOVAPS          Z0, Z16
+	VADDPS           Z1, Z16, Z16
+	VADDPS           Z2, Z16, Z16
+	VADDPS           Z3, Z16, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, 128(SP)
+	VMOVAPS          Z1, Z17
+	VSUBPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VMOVUPS          Z17, 512(SP)
+	VMOVAPS          Z1, Z18
+	VADDPS           Z2, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VMOVUPS          Z18, 896(SP)
+	VMOVAPS          Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VADDPS           Z5, Z19, Z19
+	VMOVUPS          Z19, 1280(SP)
+	IMUL3Q           $0x00000003, SI, R12
+	VMOVUPS          (BX)(R12*1), Z0
+	IMUL3Q           $0x00000009, SI, R12
+	VMOVUPS          (BX)(R12*1), Z1
+	IMUL3Q           $0x0000000f, SI, R12
+	VMOVUPS          (BX)(R12*1), Z2
+	IMUL3Q           $0x00000015, SI, R12
+	VMOVUPS          (BX)(R12*1), Z3
+	IMUL3Q           $0x0000001b, SI, R12
+	VMOVUPS          (BX)(R12*1), Z4
+	IMUL3Q           $0x00000021, SI, R12
+	VMOVUPS          (BX)(R12*1), Z5
+	VMOVAPS          Z0, Z16
+	VADDPS           Z1, Z16, Z16
+	VADDPS           Z2, Z16, Z16
+	VADDPS           Z3, Z16, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, 192(SP)
+	VMOVAPS          Z1, Z17
+	VSUBPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VMOVUPS          Z17, 576(SP)
+	VMOVAPS          Z1, Z18
+	VADDPS           Z2, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VMOVUPS          Z18, 960(SP)
+	VMOVAPS          Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VADDPS           Z5, Z19, Z19
+	VMOVUPS          Z19, 1344(SP)
+	IMUL3Q           $0x00000004, SI, R12
+	VMOVUPS          (BX)(R12*1), Z0
+	IMUL3Q           $0x0000000a, SI, R12
+	VMOVUPS          (BX)(R12*1), Z1
+	IMUL3Q           $0x00000010, SI, R12
+	VMOVUPS          (BX)(R12*1), Z2
+	IMUL3Q           $0x00000016, SI, R12
+	VMOVUPS          (BX)(R12*1), Z3
+	IMUL3Q           $0x0000001c, SI, R12
+	VMOVUPS          (BX)(R12*1), Z4
+	IMUL3Q           $0x00000022, SI, R12
+	VMOVUPS          (BX)(R12*1), Z5
+	VMOVAPS          Z0, Z16
+	VADDPS           Z1, Z16, Z16
+	VADDPS           Z2, Z16, Z16
+	VADDPS           Z3, Z16, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, 256(SP)
+	VMOVAPS          Z1, Z17
+	VSUBPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VMOVUPS          Z17, 640(SP)
+	VMOVAPS          Z1, Z18
+	VADDPS           Z2, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VMOVUPS          Z18, 1024(SP)
+	VMOVAPS          Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VADDPS           Z5, Z19, Z19
+	VMOVUPS          Z19, 1408(SP)
+	IMUL3Q           $0x00000005, SI, R12
+	VMOVUPS          (BX)(R12*1), Z0
+	IMUL3Q           $0x0000000b, SI, R12
+	VMOVUPS          (BX)(R12*1), Z1
+	IMUL3Q           $0x00000011, SI, R12
+	VMOVUPS          (BX)(R12*1), Z2
+	IMUL3Q           $0x00000017, SI, R12
+	VMOVUPS          (BX)(R12*1), Z3
+	IMUL3Q           $0x0000001d, SI, R12
+	VMOVUPS          (BX)(R12*1), Z4
+	IMUL3Q           $0x00000023, SI, R12
+	VMOVUPS          (BX)(R12*1), Z5
+	VMOVAPS          Z0, Z16
+	VADDPS           Z1, Z16, Z16
+	VADDPS           Z2, Z16, Z16
+	VADDPS           Z3, Z16, Z16
+	VADDPS           Z4, Z16, Z16
+	VMOVUPS          Z16, 320(SP)
+	VMOVAPS          Z1, Z17
+	VSUBPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VMOVUPS          Z17, 704(SP)
+	VMOVAPS          Z1, Z18
+	VADDPS           Z2, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VMOVUPS          Z18, 1088(SP)
+	VMOVAPS          Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VADDPS           Z5, Z19, Z19
+	VMOVUPS          Z19, 1472(SP)
+	VMOVUPS          (SP), Z0
+	VMOVUPS          64(SP), Z1
+	VMOVUPS          128(SP), Z2
+	VMOVUPS          192(SP), Z3
+	VMOVUPS          256(SP), Z4
+	VMOVUPS          320(SP), Z5
+	VMOVAPS          Z0, Z16
+	VADDPS           Z1, Z16, Z16
+	VADDPS           Z2, Z16, Z16
+	VADDPS           Z3, Z16, Z16
+	VADDPS           Z4, Z16, Z16
+	CMPQ             R9, $0x00
+	JLE              winoOutputF4AVX512_skip0_0
+	CMPQ             R10, $0x00
+	JLE              winoOutputF4AVX512_skip0_0
+	VADDPS           Z29, Z16, Z16
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip0_0_store
+	VMAXPS           Z30, Z16, Z16
+
+winoOutputF4AVX512_skip0_0_store:
+	IMUL3Q  $0x00, CX, R12
+	VMOVUPS Z16, (AX)(R12*1)
+
+winoOutputF4AVX512_skip0_0:
+	VMOVAPS          Z1, Z17
+	VSUBPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	CMPQ             R9, $0x00
+	JLE              winoOutputF4AVX512_skip0_1
+	CMPQ             R10, $0x01
+	JLE              winoOutputF4AVX512_skip0_1
+	VADDPS           Z29, Z17, Z17
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip0_1_store
+	VMAXPS           Z30, Z17, Z17
+
+winoOutputF4AVX512_skip0_1_store:
+	IMUL3Q  $0x00, CX, R12
+	VMOVUPS Z17, 64(AX)(R12*1)
+
+winoOutputF4AVX512_skip0_1:
+	VMOVAPS          Z1, Z18
+	VADDPS           Z2, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	CMPQ             R9, $0x00
+	JLE              winoOutputF4AVX512_skip0_2
+	CMPQ             R10, $0x02
+	JLE              winoOutputF4AVX512_skip0_2
+	VADDPS           Z29, Z18, Z18
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip0_2_store
+	VMAXPS           Z30, Z18, Z18
+
+winoOutputF4AVX512_skip0_2_store:
+	IMUL3Q  $0x00, CX, R12
+	VMOVUPS Z18, 128(AX)(R12*1)
+
+winoOutputF4AVX512_skip0_2:
+	VMOVAPS          Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VADDPS           Z5, Z19, Z19
+	CMPQ             R9, $0x00
+	JLE              winoOutputF4AVX512_skip0_3
+	CMPQ             R10, $0x03
+	JLE              winoOutputF4AVX512_skip0_3
+	VADDPS           Z29, Z19, Z19
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip0_3_store
+	VMAXPS           Z30, Z19, Z19
+
+winoOutputF4AVX512_skip0_3_store:
+	IMUL3Q  $0x00, CX, R12
+	VMOVUPS Z19, 192(AX)(R12*1)
+
+winoOutputF4AVX512_skip0_3:
+	VMOVUPS 384(SP), Z0
+	VMOVUPS 448(SP), Z1
+	VMOVUPS 512(SP), Z2
+	VMOVUPS 576(SP), Z3
+	VMOVUPS 640(SP), Z4
+	VMOVUPS 704(SP), Z5
+	VMOVAPS Z0, Z16
+	VADDPS  Z1, Z16, Z16
+	VADDPS  Z2, Z16, Z16
+	VADDPS  Z3, Z16, Z16
+	VADDPS  Z4, Z16, Z16
+	CMPQ    R9, $0x01
+	JLE     winoOutputF4AVX512_skip1_0
+	CMPQ    R10, $0x00
+	JLE     winoOutputF4AVX512_skip1_0
+	VADDPS  Z29, Z16, Z16
+	TESTQ   $0x00000004, R8
+	JZ      winoOutputF4AVX512_skip1_0_store
+	VMAXPS  Z30, Z16, Z16
+
+winoOutputF4AVX512_skip1_0_store:
+	IMUL3Q  $0x01, CX, R12
+	VMOVUPS Z16, (AX)(R12*1)
+
+winoOutputF4AVX512_skip1_0:
+	VMOVAPS          Z1, Z17
+	VSUBPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	CMPQ             R9, $0x01
+	JLE              winoOutputF4AVX512_skip1_1
+	CMPQ             R10, $0x01
+	JLE              winoOutputF4AVX512_skip1_1
+	VADDPS           Z29, Z17, Z17
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip1_1_store
+	VMAXPS           Z30, Z17, Z17
+
+winoOutputF4AVX512_skip1_1_store:
+	IMUL3Q  $0x01, CX, R12
+	VMOVUPS Z17, 64(AX)(R12*1)
+
+winoOutputF4AVX512_skip1_1:
+	VMOVAPS          Z1, Z18
+	VADDPS           Z2, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	CMPQ             R9, $0x01
+	JLE              winoOutputF4AVX512_skip1_2
+	CMPQ             R10, $0x02
+	JLE              winoOutputF4AVX512_skip1_2
+	VADDPS           Z29, Z18, Z18
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip1_2_store
+	VMAXPS           Z30, Z18, Z18
+
+winoOutputF4AVX512_skip1_2_store:
+	IMUL3Q  $0x01, CX, R12
+	VMOVUPS Z18, 128(AX)(R12*1)
+
+winoOutputF4AVX512_skip1_2:
+	VMOVAPS          Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VADDPS           Z5, Z19, Z19
+	CMPQ             R9, $0x01
+	JLE              winoOutputF4AVX512_skip1_3
+	CMPQ             R10, $0x03
+	JLE              winoOutputF4AVX512_skip1_3
+	VADDPS           Z29, Z19, Z19
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip1_3_store
+	VMAXPS           Z30, Z19, Z19
+
+winoOutputF4AVX512_skip1_3_store:
+	IMUL3Q  $0x01, CX, R12
+	VMOVUPS Z19, 192(AX)(R12*1)
+
+winoOutputF4AVX512_skip1_3:
+	VMOVUPS 768(SP), Z0
+	VMOVUPS 832(SP), Z1
+	VMOVUPS 896(SP), Z2
+	VMOVUPS 960(SP), Z3
+	VMOVUPS 1024(SP), Z4
+	VMOVUPS 1088(SP), Z5
+	VMOVAPS Z0, Z16
+	VADDPS  Z1, Z16, Z16
+	VADDPS  Z2, Z16, Z16
+	VADDPS  Z3, Z16, Z16
+	VADDPS  Z4, Z16, Z16
+	CMPQ    R9, $0x02
+	JLE     winoOutputF4AVX512_skip2_0
+	CMPQ    R10, $0x00
+	JLE     winoOutputF4AVX512_skip2_0
+	VADDPS  Z29, Z16, Z16
+	TESTQ   $0x00000004, R8
+	JZ      winoOutputF4AVX512_skip2_0_store
+	VMAXPS  Z30, Z16, Z16
+
+winoOutputF4AVX512_skip2_0_store:
+	IMUL3Q  $0x02, CX, R12
+	VMOVUPS Z16, (AX)(R12*1)
+
+winoOutputF4AVX512_skip2_0:
+	VMOVAPS          Z1, Z17
+	VSUBPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	CMPQ             R9, $0x02
+	JLE              winoOutputF4AVX512_skip2_1
+	CMPQ             R10, $0x01
+	JLE              winoOutputF4AVX512_skip2_1
+	VADDPS           Z29, Z17, Z17
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip2_1_store
+	VMAXPS           Z30, Z17, Z17
+
+winoOutputF4AVX512_skip2_1_store:
+	IMUL3Q  $0x02, CX, R12
+	VMOVUPS Z17, 64(AX)(R12*1)
+
+winoOutputF4AVX512_skip2_1:
+	VMOVAPS          Z1, Z18
+	VADDPS           Z2, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	CMPQ             R9, $0x02
+	JLE              winoOutputF4AVX512_skip2_2
+	CMPQ             R10, $0x02
+	JLE              winoOutputF4AVX512_skip2_2
+	VADDPS           Z29, Z18, Z18
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip2_2_store
+	VMAXPS           Z30, Z18, Z18
+
+winoOutputF4AVX512_skip2_2_store:
+	IMUL3Q  $0x02, CX, R12
+	VMOVUPS Z18, 128(AX)(R12*1)
+
+winoOutputF4AVX512_skip2_2:
+	VMOVAPS          Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VADDPS           Z5, Z19, Z19
+	CMPQ             R9, $0x02
+	JLE              winoOutputF4AVX512_skip2_3
+	CMPQ             R10, $0x03
+	JLE              winoOutputF4AVX512_skip2_3
+	VADDPS           Z29, Z19, Z19
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip2_3_store
+	VMAXPS           Z30, Z19, Z19
+
+winoOutputF4AVX512_skip2_3_store:
+	IMUL3Q  $0x02, CX, R12
+	VMOVUPS Z19, 192(AX)(R12*1)
+
+winoOutputF4AVX512_skip2_3:
+	VMOVUPS 1152(SP), Z0
+	VMOVUPS 1216(SP), Z1
+	VMOVUPS 1280(SP), Z2
+	VMOVUPS 1344(SP), Z3
+	VMOVUPS 1408(SP), Z4
+	VMOVUPS 1472(SP), Z5
+	VMOVAPS Z0, Z16
+	VADDPS  Z1, Z16, Z16
+	VADDPS  Z2, Z16, Z16
+	VADDPS  Z3, Z16, Z16
+	VADDPS  Z4, Z16, Z16
+	CMPQ    R9, $0x03
+	JLE     winoOutputF4AVX512_skip3_0
+	CMPQ    R10, $0x00
+	JLE     winoOutputF4AVX512_skip3_0
+	VADDPS  Z29, Z16, Z16
+	TESTQ   $0x00000004, R8
+	JZ      winoOutputF4AVX512_skip3_0_store
+	VMAXPS  Z30, Z16, Z16
+
+winoOutputF4AVX512_skip3_0_store:
+	IMUL3Q  $0x03, CX, R12
+	VMOVUPS Z16, (AX)(R12*1)
+
+winoOutputF4AVX512_skip3_0:
+	VMOVAPS          Z1, Z17
+	VSUBPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	CMPQ             R9, $0x03
+	JLE              winoOutputF4AVX512_skip3_1
+	CMPQ             R10, $0x01
+	JLE              winoOutputF4AVX512_skip3_1
+	VADDPS           Z29, Z17, Z17
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip3_1_store
+	VMAXPS           Z30, Z17, Z17
+
+winoOutputF4AVX512_skip3_1_store:
+	IMUL3Q  $0x03, CX, R12
+	VMOVUPS Z17, 64(AX)(R12*1)
+
+winoOutputF4AVX512_skip3_1:
+	VMOVAPS          Z1, Z18
+	VADDPS           Z2, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	CMPQ             R9, $0x03
+	JLE              winoOutputF4AVX512_skip3_2
+	CMPQ             R10, $0x02
+	JLE              winoOutputF4AVX512_skip3_2
+	VADDPS           Z29, Z18, Z18
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip3_2_store
+	VMAXPS           Z30, Z18, Z18
+
+winoOutputF4AVX512_skip3_2_store:
+	IMUL3Q  $0x03, CX, R12
+	VMOVUPS Z18, 128(AX)(R12*1)
+
+winoOutputF4AVX512_skip3_2:
+	VMOVAPS          Z1, Z19
+	VSUBPS           Z2, Z19, Z19
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VADDPS           Z5, Z19, Z19
+	CMPQ             R9, $0x03
+	JLE              winoOutputF4AVX512_skip3_3
+	CMPQ             R10, $0x03
+	JLE              winoOutputF4AVX512_skip3_3
+	VADDPS           Z29, Z19, Z19
+	TESTQ            $0x00000004, R8
+	JZ               winoOutputF4AVX512_skip3_3_store
+	VMAXPS           Z30, Z19, Z19
+
+winoOutputF4AVX512_skip3_3_store:
+	IMUL3Q  $0x03, CX, R12
+	VMOVUPS Z19, 192(AX)(R12*1)
+
+winoOutputF4AVX512_skip3_3:
+	ADDQ DX, AX
+	ADDQ $0x40, BX
+	ADDQ $0x40, DI
+	DECQ R11
+	JMP  winoOutputF4AVX512_group
+
+winoOutputF4AVX512_done:
+	VZEROUPPER
+	RET
+
+// func winoWeightsF2AVX512(u *float32, uStride int, w *float32, inC int)
+// Requires: AVX, AVX512F
+TEXT ·winoWeightsF2AVX512(SB), $768-32
+	MOVQ u+0(FP), AX
+	MOVQ uStride+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ w+16(FP), DX
+	MOVQ inC+24(FP), BX
+
+winoWeightsF2AVX512_ic:
+	TESTQ            BX, BX
+	JE               winoWeightsF2AVX512_done
+	MOVQ             AX, SI
+	VMOVUPS          (DX), Z0
+	VMOVUPS          192(DX), Z1
+	VMOVUPS          384(DX), Z2
+	VMOVAPS          Z0, Z16
+	VMOVUPS          Z16, (SP)
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMOVUPS          Z17, 192(SP)
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMOVUPS          Z18, 384(SP)
+	VMOVAPS          Z2, Z19
+	VMOVUPS          Z19, 576(SP)
+	VMOVUPS          64(DX), Z0
+	VMOVUPS          256(DX), Z1
+	VMOVUPS          448(DX), Z2
+	VMOVAPS          Z0, Z16
+	VMOVUPS          Z16, 64(SP)
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMOVUPS          Z17, 256(SP)
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMOVUPS          Z18, 448(SP)
+	VMOVAPS          Z2, Z19
+	VMOVUPS          Z19, 640(SP)
+	VMOVUPS          128(DX), Z0
+	VMOVUPS          320(DX), Z1
+	VMOVUPS          512(DX), Z2
+	VMOVAPS          Z0, Z16
+	VMOVUPS          Z16, 128(SP)
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMOVUPS          Z17, 320(SP)
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMOVUPS          Z18, 512(SP)
+	VMOVAPS          Z2, Z19
+	VMOVUPS          Z19, 704(SP)
+	VMOVUPS          (SP), Z0
+	VMOVUPS          64(SP), Z1
+	VMOVUPS          128(SP), Z2
+	VMOVAPS          Z0, Z16
+	VMOVUPS          Z16, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMOVUPS          Z17, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMOVUPS          Z18, (SI)
+	ADDQ             CX, SI
+	VMOVAPS          Z2, Z19
+	VMOVUPS          Z19, (SI)
+	ADDQ             CX, SI
+	VMOVUPS          192(SP), Z0
+	VMOVUPS          256(SP), Z1
+	VMOVUPS          320(SP), Z2
+	VMOVAPS          Z0, Z16
+	VMOVUPS          Z16, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMOVUPS          Z17, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMOVUPS          Z18, (SI)
+	ADDQ             CX, SI
+	VMOVAPS          Z2, Z19
+	VMOVUPS          Z19, (SI)
+	ADDQ             CX, SI
+	VMOVUPS          384(SP), Z0
+	VMOVUPS          448(SP), Z1
+	VMOVUPS          512(SP), Z2
+	VMOVAPS          Z0, Z16
+	VMOVUPS          Z16, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMOVUPS          Z17, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMOVUPS          Z18, (SI)
+	ADDQ             CX, SI
+	VMOVAPS          Z2, Z19
+	VMOVUPS          Z19, (SI)
+	ADDQ             CX, SI
+	VMOVUPS          576(SP), Z0
+	VMOVUPS          640(SP), Z1
+	VMOVUPS          704(SP), Z2
+	VMOVAPS          Z0, Z16
+	VMOVUPS          Z16, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMOVUPS          Z17, (SI)
+	ADDQ             CX, SI
+	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMOVUPS          Z18, (SI)
+	ADDQ             CX, SI
+	VMOVAPS          Z2, Z19
+	VMOVUPS          Z19, (SI)
+	ADDQ             CX, SI
+	ADDQ             $0x00000100, AX
+	ADDQ             $0x00000240, DX
+	DECQ             BX
+	JMP              winoWeightsF2AVX512_ic
+
+winoWeightsF2AVX512_done:
+	VZEROUPPER
+	RET
+
+// func winoInputF2AVX512(v *float32, vStride int, src *float32, wp int, groups int, groupStride int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoInputF2AVX512(SB), $1024-48
+	MOVQ v+0(FP), AX
+	MOVQ vStride+8(FP), CX
+	SHLQ $0x02, CX
+	MOVQ src+16(FP), DX
+	MOVQ wp+24(FP), BX
+	SHLQ $0x06, BX
+	MOVQ groups+32(FP), SI
+	MOVQ groupStride+40(FP), DI
+	SHLQ $0x02, DI
+
+winoInputF2AVX512_group:
+	TESTQ   SI, SI
+	JE      winoInputF2AVX512_done
+	MOVQ    AX, R9
+	MOVQ    DX, R8
+	VMOVUPS (R8), Z0
+	ADDQ    BX, R8
+	VMOVUPS (R8), Z1
+	ADDQ    BX, R8
+	VMOVUPS (R8), Z2
+	ADDQ    BX, R8
+	VMOVUPS (R8), Z3
+	VMOVAPS Z0, Z16
+	VSUBPS  Z2, Z16, Z16
+	VMOVUPS Z16, (SP)
+	VMOVAPS Z1, Z17
+	VADDPS  Z2, Z17, Z17
+	VMOVUPS Z17, 256(SP)
+	VXORPS  Z18, Z18, Z18
+	VSUBPS  Z1, Z18, Z18
+	VADDPS  Z2, Z18, Z18
+	VMOVUPS Z18, 512(SP)
+	VMOVAPS Z1, Z19
+	VSUBPS  Z3, Z19, Z19
+	VMOVUPS Z19, 768(SP)
+	MOVQ    DX, R8
+	VMOVUPS 64(R8), Z0
+	ADDQ    BX, R8
+	VMOVUPS 64(R8), Z1
+	ADDQ    BX, R8
+	VMOVUPS 64(R8), Z2
+	ADDQ    BX, R8
+	VMOVUPS 64(R8), Z3
+	VMOVAPS Z0, Z16
+	VSUBPS  Z2, Z16, Z16
+	VMOVUPS Z16, 64(SP)
+	VMOVAPS Z1, Z17
+	VADDPS  Z2, Z17, Z17
+	VMOVUPS Z17, 320(SP)
+	VXORPS  Z18, Z18, Z18
+	VSUBPS  Z1, Z18, Z18
+	VADDPS  Z2, Z18, Z18
+	VMOVUPS Z18, 576(SP)
+	VMOVAPS Z1, Z19
+	VSUBPS  Z3, Z19, Z19
+	VMOVUPS Z19, 832(SP)
+	MOVQ    DX, R8
+	VMOVUPS 128(R8), Z0
+	ADDQ    BX, R8
+	VMOVUPS 128(R8), Z1
+	ADDQ    BX, R8
+	VMOVUPS 128(R8), Z2
+	ADDQ    BX, R8
+	VMOVUPS 128(R8), Z3
+	VMOVAPS Z0, Z16
+	VSUBPS  Z2, Z16, Z16
+	VMOVUPS Z16, 128(SP)
+	VMOVAPS Z1, Z17
+	VADDPS  Z2, Z17, Z17
+	VMOVUPS Z17, 384(SP)
+	VXORPS  Z18, Z18, Z18
+	VSUBPS  Z1, Z18, Z18
+	VADDPS  Z2, Z18, Z18
+	VMOVUPS Z18, 640(SP)
+	VMOVAPS Z1, Z19
+	VSUBPS  Z3, Z19, Z19
+	VMOVUPS Z19, 896(SP)
+	MOVQ    DX, R8
+	VMOVUPS 192(R8), Z0
+	ADDQ    BX, R8
+	VMOVUPS 192(R8), Z1
+	ADDQ    BX, R8
+	VMOVUPS 192(R8), Z2
+	ADDQ    BX, R8
+	VMOVUPS 192(R8), Z3
+	VMOVAPS Z0, Z16
+	VSUBPS  Z2, Z16, Z16
+	VMOVUPS Z16, 192(SP)
+	VMOVAPS Z1, Z17
+	VADDPS  Z2, Z17, Z17
+	VMOVUPS Z17, 448(SP)
+	VXORPS  Z18, Z18, Z18
+	VSUBPS  Z1, Z18, Z18
+	VADDPS  Z2, Z18, Z18
+	VMOVUPS Z18, 704(SP)
+	VMOVAPS Z1, Z19
+	VSUBPS  Z3, Z19, Z19
+	VMOVUPS Z19, 960(SP)
+	VMOVUPS (SP), Z0
+	VMOVUPS 64(SP), Z1
+	VMOVUPS 128(SP), Z2
+	VMOVUPS 192(SP), Z3
+	VMOVAPS Z0, Z16
+	VSUBPS  Z2, Z16, Z16
+	VMOVUPS Z16, (R9)
+	ADDQ    CX, R9
+	VMOVAPS Z1, Z17
+	VADDPS  Z2, Z17, Z17
+	VMOVUPS Z17, (R9)
+	ADDQ    CX, R9
+	VXORPS  Z18, Z18, Z18
+	VSUBPS  Z1, Z18, Z18
+	VADDPS  Z2, Z18, Z18
+	VMOVUPS Z18, (R9)
+	ADDQ    CX, R9
+	VMOVAPS Z1, Z19
+	VSUBPS  Z3, Z19, Z19
+	VMOVUPS Z19, (R9)
+	ADDQ    CX, R9
+	VMOVUPS 256(SP), Z0
+	VMOVUPS 320(SP), Z1
+	VMOVUPS 384(SP), Z2
+	VMOVUPS 448(SP), Z3
+	VMOVAPS Z0, Z16
+	VSUBPS  Z2, Z16, Z16
+	VMOVUPS Z16, (R9)
+	ADDQ    CX, R9
+	VMOVAPS Z1, Z17
+	VADDPS  Z2, Z17, Z17
+	VMOVUPS Z17, (R9)
+	ADDQ    CX, R9
+	VXORPS  Z18, Z18, Z18
+	VSUBPS  Z1, Z18, Z18
+	VADDPS  Z2, Z18, Z18
+	VMOVUPS Z18, (R9)
+	ADDQ    CX, R9
+	VMOVAPS Z1, Z19
+	VSUBPS  Z3, Z19, Z19
+	VMOVUPS Z19, (R9)
+	ADDQ    CX, R9
+	VMOVUPS 512(SP), Z0
+	VMOVUPS 576(SP), Z1
+	VMOVUPS 640(SP), Z2
+	VMOVUPS 704(SP), Z3
+	VMOVAPS Z0, Z16
+	VSUBPS  Z2, Z16, Z16
+	VMOVUPS Z16, (R9)
+	ADDQ    CX, R9
+	VMOVAPS Z1, Z17
+	VADDPS  Z2, Z17, Z17
+	VMOVUPS Z17, (R9)
+	ADDQ    CX, R9
+	VXORPS  Z18, Z18, Z18
+	VSUBPS  Z1, Z18, Z18
+	VADDPS  Z2, Z18, Z18
+	VMOVUPS Z18, (R9)
+	ADDQ    CX, R9
+	VMOVAPS Z1, Z19
+	VSUBPS  Z3, Z19, Z19
+	VMOVUPS Z19, (R9)
+	ADDQ    CX, R9
+	VMOVUPS 768(SP), Z0
+	VMOVUPS 832(SP), Z1
+	VMOVUPS 896(SP), Z2
+	VMOVUPS 960(SP), Z3
+	VMOVAPS Z0, Z16
+	VSUBPS  Z2, Z16, Z16
+	VMOVUPS Z16, (R9)
+	ADDQ    CX, R9
+	VMOVAPS Z1, Z17
+	VADDPS  Z2, Z17, Z17
+	VMOVUPS Z17, (R9)
+	ADDQ    CX, R9
+	VXORPS  Z18, Z18, Z18
+	VSUBPS  Z1, Z18, Z18
+	VADDPS  Z2, Z18, Z18
+	VMOVUPS Z18, (R9)
+	ADDQ    CX, R9
+	VMOVAPS Z1, Z19
+	VSUBPS  Z3, Z19, Z19
+	VMOVUPS Z19, (R9)
+	ADDQ    CX, R9
+	ADDQ    DI, DX
+	ADDQ    $0x40, AX
+	DECQ    SI
+	JMP     winoInputF2AVX512_group
+
+winoInputF2AVX512_done:
+	VZEROUPPER
+	RET
+
+// func winoOutputF2AVX512(out *float32, ow int, groupStride int, m *float32, mStride int, bias *float32, flags int, rows int, cols int, groups int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·winoOutputF2AVX512(SB), $512-80
+	MOVQ   out+0(FP), AX
+	MOVQ   ow+8(FP), CX
+	SHLQ   $0x06, CX
+	MOVQ   groupStride+16(FP), DX
+	SHLQ   $0x02, DX
+	MOVQ   m+24(FP), BX
+	MOVQ   mStride+32(FP), SI
+	SHLQ   $0x02, SI
+	MOVQ   bias+40(FP), DI
+	MOVQ   flags+48(FP), R8
+	MOVQ   rows+56(FP), R9
+	MOVQ   cols+64(FP), R10
+	MOVQ   groups+72(FP), R11
+	VXORPS Z30, Z30, Z30
+
+winoOutputF2AVX512_group:
+	TESTQ   R11, R11
+	JE      winoOutputF2AVX512_done
+	VXORPS  Z29, Z29, Z29
+	TESTQ   $0x00000002, R8
+	JZ      winoOutputF2AVX512_nobias
+	VMOVUPS (DI), Z29
+
+winoOutputF2AVX512_nobias:
+	IMUL3Q  $0x00000000, SI, R12
+	VMOVUPS (BX)(R12*1), Z0
+	IMUL3Q  $0x00000004, SI, R12
+	VMOVUPS (BX)(R12*1), Z1
+	IMUL3Q  $0x00000008, SI, R12
+	VMOVUPS (BX)(R12*1), Z2
+	IMUL3Q  $0x0000000c, SI, R12
+	VMOVUPS (BX)(R12*1), Z3
+	VMOVAPS Z0, Z16
+	VADDPS  Z1, Z16, Z16
+	VADDPS  Z2, Z16, Z16
+	VMOVUPS Z16, (SP)
+	VMOVAPS Z1, Z17
+	VSUBPS  Z2, Z17, Z17
+	VSUBPS  Z3, Z17, Z17
+	VMOVUPS Z17, 256(SP)
+	IMUL3Q  $0x00000001, SI, R12
+	VMOVUPS (BX)(R12*1), Z0
+	IMUL3Q  $0x00000005, SI, R12
+	VMOVUPS (BX)(R12*1), Z1
+	IMUL3Q  $0x00000009, SI, R12
+	VMOVUPS (BX)(R12*1), Z2
+	IMUL3Q  $0x0000000d, SI, R12
+	VMOVUPS (BX)(R12*1), Z3
+	VMOVAPS Z0, Z16
+	VADDPS  Z1, Z16, Z16
+	VADDPS  Z2, Z16, Z16
+	VMOVUPS Z16, 64(SP)
+	VMOVAPS Z1, Z17
+	VSUBPS  Z2, Z17, Z17
+	VSUBPS  Z3, Z17, Z17
+	VMOVUPS Z17, 320(SP)
+	IMUL3Q  $0x00000002, SI, R12
+	VMOVUPS (BX)(R12*1), Z0
+	IMUL3Q  $0x00000006, SI, R12
+	VMOVUPS (BX)(R12*1), Z1
+	IMUL3Q  $0x0000000a, SI, R12
+	VMOVUPS (BX)(R12*1), Z2
+	IMUL3Q  $0x0000000e, SI, R12
+	VMOVUPS (BX)(R12*1), Z3
+	VMOVAPS Z0, Z16
+	VADDPS  Z1, Z16, Z16
+	VADDPS  Z2, Z16, Z16
+	VMOVUPS Z16, 128(SP)
+	VMOVAPS Z1, Z17
+	VSUBPS  Z2, Z17, Z17
+	VSUBPS  Z3, Z17, Z17
+	VMOVUPS Z17, 384(SP)
+	IMUL3Q  $0x00000003, SI, R12
+	VMOVUPS (BX)(R12*1), Z0
+	IMUL3Q  $0x00000007, SI, R12
+	VMOVUPS (BX)(R12*1), Z1
+	IMUL3Q  $0x0000000b, SI, R12
+	VMOVUPS (BX)(R12*1), Z2
+	IMUL3Q  $0x0000000f, SI, R12
+	VMOVUPS (BX)(R12*1), Z3
+	VMOVAPS Z0, Z16
+	VADDPS  Z1, Z16, Z16
+	VADDPS  Z2, Z16, Z16
+	VMOVUPS Z16, 192(SP)
+	VMOVAPS Z1, Z17
+	VSUBPS  Z2, Z17, Z17
+	VSUBPS  Z3, Z17, Z17
+	VMOVUPS Z17, 448(SP)
+	VMOVUPS (SP), Z0
+	VMOVUPS 64(SP), Z1
+	VMOVUPS 128(SP), Z2
+	VMOVUPS 192(SP), Z3
+	VMOVAPS Z0, Z16
+	VADDPS  Z1, Z16, Z16
+	VADDPS  Z2, Z16, Z16
+	CMPQ    R9, $0x00
+	JLE     winoOutputF2AVX512_skip0_0
+	CMPQ    R10, $0x00
+	JLE     winoOutputF2AVX512_skip0_0
+	VADDPS  Z29, Z16, Z16
+	TESTQ   $0x00000004, R8
+	JZ      winoOutputF2AVX512_skip0_0_store
+	VMAXPS  Z30, Z16, Z16
+
+winoOutputF2AVX512_skip0_0_store:
+	IMUL3Q  $0x00, CX, R12
+	VMOVUPS Z16, (AX)(R12*1)
+
+winoOutputF2AVX512_skip0_0:
+	VMOVAPS Z1, Z17
+	VSUBPS  Z2, Z17, Z17
+	VSUBPS  Z3, Z17, Z17
+	CMPQ    R9, $0x00
+	JLE     winoOutputF2AVX512_skip0_1
+	CMPQ    R10, $0x01
+	JLE     winoOutputF2AVX512_skip0_1
+	VADDPS  Z29, Z17, Z17
+	TESTQ   $0x00000004, R8
+	JZ      winoOutputF2AVX512_skip0_1_store
+	VMAXPS  Z30, Z17, Z17
+
+winoOutputF2AVX512_skip0_1_store:
+	IMUL3Q  $0x00, CX, R12
+	VMOVUPS Z17, 64(AX)(R12*1)
+
+winoOutputF2AVX512_skip0_1:
+	VMOVUPS 256(SP), Z0
+	VMOVUPS 320(SP), Z1
+	VMOVUPS 384(SP), Z2
+	VMOVUPS 448(SP), Z3
+	VMOVAPS Z0, Z16
+	VADDPS  Z1, Z16, Z16
+	VADDPS  Z2, Z16, Z16
+	CMPQ    R9, $0x01
+	JLE     winoOutputF2AVX512_skip1_0
+	CMPQ    R10, $0x00
+	JLE     winoOutputF2AVX512_skip1_0
+	VADDPS  Z29, Z16, Z16
+	TESTQ   $0x00000004, R8
+	JZ      winoOutputF2AVX512_skip1_0_store
+	VMAXPS  Z30, Z16, Z16
+
+winoOutputF2AVX512_skip1_0_store:
+	IMUL3Q  $0x01, CX, R12
+	VMOVUPS Z16, (AX)(R12*1)
+
+winoOutputF2AVX512_skip1_0:
+	VMOVAPS Z1, Z17
+	VSUBPS  Z2, Z17, Z17
+	VSUBPS  Z3, Z17, Z17
+	CMPQ    R9, $0x01
+	JLE     winoOutputF2AVX512_skip1_1
+	CMPQ    R10, $0x01
+	JLE     winoOutputF2AVX512_skip1_1
+	VADDPS  Z29, Z17, Z17
+	TESTQ   $0x00000004, R8
+	JZ      winoOutputF2AVX512_skip1_1_store
+	VMAXPS  Z30, Z17, Z17
+
+winoOutputF2AVX512_skip1_1_store:
+	IMUL3Q  $0x01, CX, R12
+	VMOVUPS Z17, 64(AX)(R12*1)
+
+winoOutputF2AVX512_skip1_1:
+	ADDQ DX, AX
+	ADDQ $0x40, BX
+	ADDQ $0x40, DI
+	DECQ R11
+	JMP  winoOutputF2AVX512_group
+
+winoOutputF2AVX512_done:
+	VZEROUPPER
+	RET
+
+DATA winoConst<>+0(SB)/4, $0x3e800000
+DATA winoConst<>+4(SB)/4, $0xbe2aaaab
+DATA winoConst<>+8(SB)/4, $0x3e2aaaab
+DATA winoConst<>+12(SB)/4, $0x3d2aaaab
+DATA winoConst<>+16(SB)/4, $0x3daaaaab
+DATA winoConst<>+20(SB)/4, $0xbdaaaaab
+DATA winoConst<>+24(SB)/4, $0x40800000
+DATA winoConst<>+28(SB)/4, $0xc0a00000
+DATA winoConst<>+32(SB)/4, $0xc0800000
+DATA winoConst<>+36(SB)/4, $0xc0000000
+DATA winoConst<>+40(SB)/4, $0x40000000
+DATA winoConst<>+44(SB)/4, $0x41000000
+DATA winoConst<>+48(SB)/4, $0xc1000000
+DATA winoConst<>+52(SB)/4, $0x3f000000
+DATA winoConst<>+56(SB)/4, $0xbf000000
+GLOBL winoConst<>(SB), RODATA|NOPTR, $60

@@ -49,3 +49,38 @@ func packSliverAVX512(dst *float32, width int, cols int, src *float32, rows *int
 //
 //go:noescape
 func packSliverAVX2(dst *float32, width int, cols int, src *float32, rows *int, kc int, segs *int, nseg int)
+
+// transpose16AVX512 transposes a block of at most 16 x 16 floats (see transpose16 in the generator).
+//
+//go:noescape
+func transpose16AVX512(dst *float32, dstStride int, src *float32, srcStride int, rows int, cols int)
+
+// winoWeightsF4AVX512 transforms the 3x3 filters of 16 output channels (see weights in the generator).
+//
+//go:noescape
+func winoWeightsF4AVX512(u *float32, uStride int, w *float32, inC int)
+
+// winoInputF4AVX512 transforms one input tile (see input in the generator).
+//
+//go:noescape
+func winoInputF4AVX512(v *float32, vStride int, src *float32, wp int, groups int, groupStride int)
+
+// winoOutputF4AVX512 transforms one tile of products back to the output (see output in the generator).
+//
+//go:noescape
+func winoOutputF4AVX512(out *float32, ow int, groupStride int, m *float32, mStride int, bias *float32, flags int, rows int, cols int, groups int)
+
+// winoWeightsF2AVX512 transforms the 3x3 filters of 16 output channels (see weights in the generator).
+//
+//go:noescape
+func winoWeightsF2AVX512(u *float32, uStride int, w *float32, inC int)
+
+// winoInputF2AVX512 transforms one input tile (see input in the generator).
+//
+//go:noescape
+func winoInputF2AVX512(v *float32, vStride int, src *float32, wp int, groups int, groupStride int)
+
+// winoOutputF2AVX512 transforms one tile of products back to the output (see output in the generator).
+//
+//go:noescape
+func winoOutputF2AVX512(out *float32, ow int, groupStride int, m *float32, mStride int, bias *float32, flags int, rows int, cols int, groups int)

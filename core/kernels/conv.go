@@ -63,7 +63,7 @@ func (p ConvParams) check() {
 // with the assembly GEMM, one group's padded copy of the input (see imageB).
 func ConvScratchSize(p ConvParams) int {
 	p = p.normalized()
-	return workspaceSize() + p.colSize() + p.imageSize()
+	return max(workspaceSize()+p.colSize()+p.imageSize(), winoScratch(&p))
 }
 
 // imageSize is the scratch for the assembly GEMM's copy of one group's input.
@@ -103,11 +103,16 @@ func Conv2D(r *Runner, p ConvParams, in, w, bias, out, scratch []float32, act Ac
 		panic(fmt.Sprintf("kernels: Conv2D: len(bias) = %d < %d", len(bias), p.OutC))
 	case len(out) < p.OutC*n:
 		panic(fmt.Sprintf("kernels: Conv2D: len(out) = %d < %d", len(out), p.OutC*n))
-	case len(scratch) < wsSize+p.colSize()+p.imageSize():
-		panic(fmt.Sprintf("kernels: Conv2D: len(scratch) = %d < ConvScratchSize = %d", len(scratch), wsSize+p.colSize()+p.imageSize()))
+	case len(scratch) < ConvScratchSize(p):
+		panic(fmt.Sprintf("kernels: Conv2D: len(scratch) = %d < ConvScratchSize = %d", len(scratch), ConvScratchSize(p)))
 	}
 	r.lock()
 	defer r.unlock()
+	if m := winoPlan(&p, act); m > 0 {
+		s := winoShapeFor(&p, m)
+		r.winograd(winoTask{s: s, p: p, in: in, w: w, bias: bias, out: out, scratch: scratch[:s.size], act: act})
+		return
+	}
 	ws := newWorkspace(scratch[:wsSize])
 	col := scratch[wsSize : wsSize+p.colSize()]
 	imgBuf := scratch[wsSize+p.colSize() : wsSize+p.colSize()+p.imageSize()]

@@ -24,6 +24,7 @@ type Runner struct {
 	gemmT gemmTask
 	colT  im2colTask
 	poolT poolTask
+	winoT winoTask
 }
 
 // task is one parallel step: worker w of nw does its share with its own workspace.

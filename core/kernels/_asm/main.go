@@ -17,5 +17,7 @@ func main() {
 	gemmKernels()
 	packSliver(avx512)
 	packSliver(avx2)
+	transpose16()
+	winogradKernels()
 	Generate()
 }

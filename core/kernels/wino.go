@@ -1,0 +1,106 @@
+package kernels
+
+// Winograd minimal filtering F(m x m, 3 x 3) for 3x3, stride-1,
+// undilated, ungrouped convolutions (Lavin and Gray, "Fast Algorithms for
+// Convolutional Neural Networks", CVPR 2016). The output is cut into m x m
+// tiles; tile t of input channel c, the (m+2) x (m+2) window d around it,
+// becomes V = B^T d B, each filter g becomes U = G g G^T, and for each of
+// the (m+2)^2 positions q the products of all channel pairs are one GEMM,
+//
+//	M[q] (tiles x OutC) = V[q] (tiles x InC) * U[q] (InC x OutC),
+//
+// from which each tile's output is A^T M A (plus bias, activation). That is
+// (m+2)^2/m^2 multiplications per output and channel pair instead of 9:
+// 2.25 for F(4x4) (4x fewer), 4 for F(2x2). The assembly build implements
+// it (wino_amd64.go); the layout below is shared.
+
+// winoShape is the geometry of one Winograd convolution and its scratch,
+// after the calling goroutine's GEMM workspace: U (the transformed filters,
+// packed as the GEMM's B: slivers of 64 output channels), the padded input
+// in channel blocks of 16 (pad[c/16][y][x][c%16]: the transforms load 16
+// channels of a pixel as one vector), V (tiles x InC per position, the
+// GEMM's A), M (tiles x OutC per position, the GEMM's C) and the output in
+// channel blocks, before it is transposed into place. Tile rows are rounded
+// up to whole groups of asmMR.
+type winoShape struct {
+	m, a          int // output and input tile sizes, a = m+2
+	th, tw, t, tp int // tiles down, across, in all, and rounded up
+	hp, wp        int // padded input covering every tile's window
+	nsl           int // slivers of 64 output channels
+
+	wsSize, uOff, uStride, padOff, vOff, vStride, mOff, mStride, yOff, size int
+}
+
+// winoEligible reports whether Winograd can run p: a 3x3, stride-1,
+// undilated, ungrouped convolution whose channel counts fill whole vectors
+// (InC) and slivers (OutC), with plain ReLU or no activation.
+func winoEligible(p *ConvParams, act Act) bool {
+	return p.KH == 3 && p.KW == 3 && p.SH == 1 && p.SW == 1 && p.DH == 1 && p.DW == 1 &&
+		p.Group == 1 && p.InC%16 == 0 && p.OutC%64 == 0 && (!act.ReLU || act.Slope == 0)
+}
+
+func winoShapeFor(p *ConvParams, m int) winoShape {
+	s := winoShape{m: m, a: m + 2}
+	s.th, s.tw = (p.OutH+m-1)/m, (p.OutW+m-1)/m
+	s.t = s.th * s.tw
+	s.tp = (s.t + 5) / 6 * 6
+	s.hp, s.wp = s.th*m+2, s.tw*m+2
+	s.nsl = p.OutC / 64
+	q := s.a * s.a
+	// One cache line more than the filters of a position: a power-of-two
+	// stride maps the 36 vectors the filter transform writes at once to
+	// one cache set (measured: 10x slower for 512 channels).
+	s.uStride = s.nsl*p.InC*64 + 16
+	s.vStride = s.tp * p.InC
+	s.mStride = s.tp * p.OutC
+	s.wsSize = workspaceSize()
+	s.uOff = s.wsSize
+	s.padOff = s.uOff + q*s.uStride
+	s.vOff = s.padOff + p.InC*s.hp*s.wp
+	s.mOff = s.vOff + q*s.vStride
+	s.yOff = s.mOff + q*s.mStride
+	s.size = s.yOff + p.OutC*p.OutH*p.OutW
+	return s
+}
+
+// winoScratch is the most scratch a Winograd convolution of p can take.
+func winoScratch(p *ConvParams) int {
+	if !hasAsm || !winoEligible(p, Act{}) {
+		return 0
+	}
+	return max(winoShapeFor(p, 4).size, winoShapeFor(p, 2).size)
+}
+
+// winoTask is one phase of a Winograd convolution, run by every worker on
+// its share (winoPhase).
+type winoTask struct {
+	phase                     int
+	s                         winoShape
+	p                         ConvParams
+	in, w, bias, out, scratch []float32
+	act                       Act
+}
+
+func (t *winoTask) run(w, nw int, ws *workspace) { winoPhase(t, w, nw, ws) }
+
+// winoPhases is the number of phases: filters and padded input, input
+// transform, GEMMs, output transform, output transposed into place.
+const winoPhases = 5
+
+// winograd runs a Winograd convolution on r's workers, phase by phase; the
+// calling goroutine's workspace is the start of t.scratch.
+func (r *Runner) winograd(t winoTask) {
+	ws := newWorkspace(t.scratch[:t.s.wsSize])
+	for t.phase = 0; t.phase < winoPhases; t.phase++ {
+		if r == nil {
+			winoPhase(&t, 0, 1, &ws)
+			continue
+		}
+		r.winoT = t
+		r.ws[0] = ws
+		r.dispatch(&r.winoT)
+	}
+	if r != nil {
+		r.winoT, r.ws[0] = winoTask{}, workspace{}
+	}
+}

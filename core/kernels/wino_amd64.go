@@ -1,0 +1,170 @@
+//go:build goexperiment.simd && amd64 && !noasm
+
+package kernels
+
+// winoPlan picks the Winograd tile size for p, or 0 for a direct
+// convolution: Winograd needs the AVX-512 variant (its transforms gather
+// and scatter 16 channels at once).
+func winoPlan(p *ConvParams, act Act) int {
+	if active != variantAVX512 || !winoEligible(p, act) {
+		return 0
+	}
+	if winoForce >= 0 {
+		return winoForce
+	}
+	// The filters are transformed on every call (U is 4x the filters for
+	// F(4x4), 1.8x for F(2x2)), so the tile count decides: measured on
+	// ResNet-50's 3x3 layers (one thread, same run, CPU time), F(4x4)
+	// pays off from 28x28 outputs (2.3x at 56x56, 1.9x at 28x28), F(2x2)
+	// at 14x14 (1.3x; F(4x4) there is 0.9x), and at 7x7 the direct
+	// convolution wins (F(2x2) 0.6x). See doc.go.
+	switch n := p.OutH * p.OutW; {
+	case n >= 28*28:
+		return 4
+	case n >= 14*14:
+		return 2
+	}
+	return 0
+}
+
+// winoForce, when not -1, overrides the choice of winoPlan for eligible
+// convolutions (tests and benchmarks: 0 direct, 2 or 4 the tile size).
+var winoForce = -1
+
+// winoPhase runs worker w's share of phase t.phase (see winoShape).
+func winoPhase(t *winoTask, w, nw int, ws *workspace) {
+	s, p := &t.s, &t.p
+	sc := t.scratch
+	q := s.a * s.a
+	switch t.phase {
+	case 0:
+		// The filters of 16 output channels at a time: transposed into
+		// channel blocks in ws.b (tap-major, 16 channels per vector),
+		// then transformed into U.
+		e := p.InC * 9
+		wt := ws.b[:e*16]
+		lo, hi := share(p.OutC/16, w, nw)
+		for g := lo; g < hi; g++ {
+			f := t.w[g*16*e : (g+1)*16*e]
+			for e0 := 0; e0 < e; e0 += 16 {
+				transpose16AVX512(&wt[e0*16], 16, &f[e0], e, 16, min(16, e-e0))
+			}
+			u := sc[s.uOff+(g/4)*p.InC*64+(g%4)*16:]
+			_ = u[(q-1)*s.uStride+(p.InC-1)*64+15]
+			s.weights(&u[0], s.uStride, &wt[0], p.InC)
+		}
+		// The zero-padded input in channel blocks, one padded row of one
+		// block per unit.
+		lo, hi = share(p.InC/16*s.hp, w, nw)
+		plane := p.InH * p.InW
+		for unit := lo; unit < hi; unit++ {
+			cg, y := unit/s.hp, unit%s.hp
+			row := sc[s.padOff+(cg*s.hp+y)*s.wp*16 : s.padOff+(cg*s.hp+y+1)*s.wp*16]
+			iy := y - p.PH
+			n := min(p.InW, s.wp-p.PW)
+			if iy < 0 || iy >= p.InH || n <= 0 {
+				clear(row)
+				continue
+			}
+			clear(row[:p.PW*16])
+			clear(row[(p.PW+n)*16:])
+			src := t.in[cg*16*plane+iy*p.InW : (cg*16+15)*plane+iy*p.InW+n]
+			for x0 := 0; x0 < n; x0 += 16 {
+				transpose16AVX512(&row[(p.PW+x0)*16], 16, &src[x0], plane, 16, min(16, n-x0))
+			}
+		}
+	case 1:
+		// Input tiles, all channels of one tile per call, into V; the
+		// rows past the last tile are zero.
+		lo, hi := share(s.tp, w, nw)
+		for tile := lo; tile < hi; tile++ {
+			v := sc[s.vOff+tile*p.InC:]
+			if tile >= s.t {
+				for k := 0; k < q; k++ {
+					clear(v[k*s.vStride : k*s.vStride+p.InC])
+				}
+				continue
+			}
+			_ = v[(q-1)*s.vStride+p.InC-1]
+			ty, tx := tile/s.tw, tile%s.tw
+			src := sc[s.padOff+(ty*s.m*s.wp+tx*s.m)*16:]
+			_ = src[(p.InC/16-1)*s.hp*s.wp*16+((s.a-1)*s.wp+s.a)*16-1]
+			s.input(&v[0], s.vStride, &src[0], s.wp, p.InC/16, s.hp*s.wp*16)
+		}
+	case 2:
+		// The GEMMs: position qi, sliver sl; rows of V in groups of 6.
+		lo, hi := share(q*s.nsl, w, nw)
+		for u := lo; u < hi; u++ {
+			qi, sl := u/s.nsl, u%s.nsl
+			v := sc[s.vOff+qi*s.vStride : s.vOff+(qi+1)*s.vStride]
+			b := sc[s.uOff+qi*s.uStride+sl*p.InC*64 : s.uOff+qi*s.uStride+(sl+1)*p.InC*64]
+			c := sc[s.mOff+qi*s.mStride : s.mOff+(qi+1)*s.mStride]
+			for r0 := 0; r0 < s.tp; r0 += asmMR {
+				gemm6x4AVX512(p.InC, &v[r0*p.InC], p.InC, &b[0], &c[r0*p.OutC+sl*64], p.OutC, nil, 0, 0)
+			}
+		}
+	case 3:
+		// Output tiles, all channels of one tile per call, into the
+		// channel-blocked output.
+		flags := 0
+		if t.bias != nil {
+			flags |= flagBias
+		}
+		if t.act.ReLU {
+			flags |= flagReLU
+		}
+		bias := t.bias
+		if bias == nil {
+			bias = sc[:p.OutC] // never read
+		}
+		_ = bias[p.OutC-1]
+		plane := p.OutH * p.OutW
+		lo, hi := share(s.t, w, nw)
+		for tile := lo; tile < hi; tile++ {
+			ty, tx := tile/s.tw, tile%s.tw
+			rows, cols := min(s.m, p.OutH-ty*s.m), min(s.m, p.OutW-tx*s.m)
+			y := sc[s.yOff+(ty*s.m*p.OutW+tx*s.m)*16:]
+			_ = y[(p.OutC/16-1)*plane*16+((rows-1)*p.OutW+cols)*16-1]
+			m := sc[s.mOff+tile*p.OutC:]
+			_ = m[(q-1)*s.mStride+p.OutC-1]
+			s.output(&y[0], p.OutW, plane*16, &m[0], s.mStride, &bias[0], flags, rows, cols, p.OutC/16)
+		}
+	case 4:
+		// The output transposed into place, one row of one channel block
+		// per unit.
+		plane := p.OutH * p.OutW
+		lo, hi := share(p.OutC/16*p.OutH, w, nw)
+		for unit := lo; unit < hi; unit++ {
+			cg, y := unit/p.OutH, unit%p.OutH
+			src := sc[s.yOff+(cg*plane+y*p.OutW)*16 : s.yOff+(cg*plane+(y+1)*p.OutW)*16]
+			dst := t.out[cg*16*plane+y*p.OutW : (cg*16+15)*plane+(y+1)*p.OutW]
+			for x0 := 0; x0 < p.OutW; x0 += 16 {
+				transpose16AVX512(&dst[x0], plane, &src[x0*16], 16, min(16, p.OutW-x0), 16)
+			}
+		}
+	}
+}
+
+func (s *winoShape) weights(u *float32, uStride int, w *float32, inC int) {
+	if s.m == 4 {
+		winoWeightsF4AVX512(u, uStride, w, inC)
+	} else {
+		winoWeightsF2AVX512(u, uStride, w, inC)
+	}
+}
+
+func (s *winoShape) input(v *float32, vStride int, src *float32, wp, groups, groupStride int) {
+	if s.m == 4 {
+		winoInputF4AVX512(v, vStride, src, wp, groups, groupStride)
+	} else {
+		winoInputF2AVX512(v, vStride, src, wp, groups, groupStride)
+	}
+}
+
+func (s *winoShape) output(out *float32, ow, groupStride int, m *float32, mStride int, bias *float32, flags, rows, cols, groups int) {
+	if s.m == 4 {
+		winoOutputF4AVX512(out, ow, groupStride, m, mStride, bias, flags, rows, cols, groups)
+	} else {
+		winoOutputF2AVX512(out, ow, groupStride, m, mStride, bias, flags, rows, cols, groups)
+	}
+}

@@ -171,7 +171,6 @@ func transform2D(p [][]float64, tmp Mem, load func(k, j int, r VecPhysical), sto
 	}
 }
 
-
 // weights emits
 //
 //	func winoWeights<F>(u *float32, uStride int, w *float32, inC int)

@@ -2216,6 +2216,95 @@ transpose16AVX512_done:
 	VZEROUPPER
 	RET
 
+// func widenF16AVX512(dst *float32, src *uint16, n int) int
+// Requires: AVX, AVX512F
+TEXT ·widenF16AVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ n+16(FP), DX
+	XORQ BX, BX
+
+widenF16AVX512_loop4:
+	MOVQ      DX, SI
+	SUBQ      BX, SI
+	CMPQ      SI, $0x00000040
+	JL        widenF16AVX512_loop1
+	VCVTPH2PS (CX)(BX*2), Z0
+	VCVTPH2PS 32(CX)(BX*2), Z1
+	VCVTPH2PS 64(CX)(BX*2), Z2
+	VCVTPH2PS 96(CX)(BX*2), Z3
+	VMOVUPS   Z0, (AX)(BX*4)
+	VMOVUPS   Z1, 64(AX)(BX*4)
+	VMOVUPS   Z2, 128(AX)(BX*4)
+	VMOVUPS   Z3, 192(AX)(BX*4)
+	ADDQ      $0x00000040, BX
+	JMP       widenF16AVX512_loop4
+
+widenF16AVX512_loop1:
+	MOVQ      DX, SI
+	SUBQ      BX, SI
+	CMPQ      SI, $0x00000010
+	JL        widenF16AVX512_done
+	VCVTPH2PS (CX)(BX*2), Z0
+	VMOVUPS   Z0, (AX)(BX*4)
+	ADDQ      $0x00000010, BX
+	JMP       widenF16AVX512_loop1
+
+widenF16AVX512_done:
+	MOVQ BX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func widenF16AVX2(dst *float32, src *uint16, n int) int
+// Requires: AVX, F16C
+TEXT ·widenF16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ n+16(FP), DX
+	XORQ BX, BX
+
+widenF16AVX2_loop4:
+	MOVQ      DX, SI
+	SUBQ      BX, SI
+	CMPQ      SI, $0x00000020
+	JL        widenF16AVX2_loop1
+	VCVTPH2PS (CX)(BX*2), Y0
+	VCVTPH2PS 16(CX)(BX*2), Y1
+	VCVTPH2PS 32(CX)(BX*2), Y2
+	VCVTPH2PS 48(CX)(BX*2), Y3
+	VMOVUPS   Y0, (AX)(BX*4)
+	VMOVUPS   Y1, 32(AX)(BX*4)
+	VMOVUPS   Y2, 64(AX)(BX*4)
+	VMOVUPS   Y3, 96(AX)(BX*4)
+	ADDQ      $0x00000020, BX
+	JMP       widenF16AVX2_loop4
+
+widenF16AVX2_loop1:
+	MOVQ      DX, SI
+	SUBQ      BX, SI
+	CMPQ      SI, $0x00000008
+	JL        widenF16AVX2_done
+	VCVTPH2PS (CX)(BX*2), Y0
+	VMOVUPS   Y0, (AX)(BX*4)
+	ADDQ      $0x00000008, BX
+	JMP       widenF16AVX2_loop1
+
+widenF16AVX2_done:
+	MOVQ BX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func cpuidF16C() bool
+// Requires: CPUID
+TEXT ·cpuidF16C(SB), NOSPLIT, $0-1
+	MOVL $0x00000001, AX
+	XORL CX, CX
+	CPUID
+	SHRL $0x1d, CX
+	ANDL $0x00000001, CX
+	MOVB CL, ret+0(FP)
+	RET
+
 // func winoWeightsF4AVX512(u *float32, uStride int, w *float32, inC int)
 // Requires: AVX, AVX512F
 TEXT ·winoWeightsF4AVX512(SB), $1152-32

@@ -55,6 +55,19 @@ func packSliverAVX2(dst *float32, width int, cols int, src *float32, rows *int, 
 //go:noescape
 func transpose16AVX512(dst *float32, dstStride int, src *float32, srcStride int, rows int, cols int)
 
+// widenF16AVX512 converts binary16 values to float32, whole vectors only (see widen in the generator).
+//
+//go:noescape
+func widenF16AVX512(dst *float32, src *uint16, n int) int
+
+// widenF16AVX2 converts binary16 values to float32, whole vectors only (see widen in the generator).
+//
+//go:noescape
+func widenF16AVX2(dst *float32, src *uint16, n int) int
+
+// cpuidF16C reports whether the CPU has F16C (CPUID leaf 1, ECX bit 29).
+func cpuidF16C() bool
+
 // winoWeightsF4AVX512 transforms the 3x3 filters of 16 output channels (see weights in the generator).
 //
 //go:noescape

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/x448/float16"
 )
 
 // ResNet-50's main GEMM shapes, m x k x n (out channels x in*kh*kw x spatial).
@@ -165,7 +167,10 @@ func resnet50Convs() []ConvParams {
 
 // BenchmarkResNet50Convs runs every convolution of ResNet-50 and its
 // inner product once per op (about 98% of the network's 7.7 GFLOP; pooling,
-// eltwise and softmax are left out): the kernels' share of one image's latency.
+// eltwise and softmax are left out): the kernels' share of one image's
+// latency. Weight modes: f32 (Conv2D), f16 (Conv2DF16, widening as the
+// kernels stage the filters) and f16-widen (WidenF16 of each op's filters
+// into a buffer, then Conv2D: what an executor does without Conv2DF16).
 func BenchmarkResNet50Convs(b *testing.B) {
 	convs := resnet50Convs()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -175,27 +180,89 @@ func BenchmarkResNet50Convs(b *testing.B) {
 		flops += 2 * float64(p.OutC*p.OutH*p.OutW*p.InC*p.KH*p.KW)
 		maxAct = max(maxAct, p.InC*p.InH*p.InW, p.OutC*p.OutH*p.OutW)
 		maxW = max(maxW, p.OutC*p.InC*p.KH*p.KW)
-		maxScratch = max(maxScratch, ConvScratchSize(p))
+		maxScratch = max(maxScratch, ConvScratchSizeF16(p))
 	}
 	flops += 2 * 1000 * 2048
 	in, out := randSlice(rng, maxAct), make([]float32, maxAct)
 	w, bias := randSlice(rng, max(maxW, 1000*2048)), randSlice(rng, 2048)
+	w16 := make([]uint16, len(w))
+	for i := range w16 {
+		w16[i] = float16.Fromfloat32(w[i]).Bits()
+	}
+	wide := make([]float32, len(w))
 	scratch := make([]float32, maxScratch)
-	for _, threads := range []int{1, 2} {
-		b.Run(fmt.Sprintf("%s/threads=%d", Impl(), threads), func(b *testing.B) {
-			var r *Runner
-			if threads > 1 {
-				r = NewRunner(threads)
-				defer r.Close()
-			}
-			b.ReportAllocs()
-			timed(b, flops, "GFLOP/s", threads == 1, func() {
-				for _, p := range convs {
-					Conv2D(r, p, in, w, bias[:p.OutC], out, scratch, Act{ReLU: true})
+	for _, mode := range []string{"f32", "f16", "f16-widen"} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/%s/threads=%d", Impl(), mode, threads), func(b *testing.B) {
+				var r *Runner
+				if threads > 1 {
+					r = NewRunner(threads)
+					defer r.Close()
 				}
-				InnerProduct(r, in[:2048], w[:1000*2048], bias[:1000], out[:1000], Act{})
+				b.ReportAllocs()
+				timed(b, flops, "GFLOP/s", threads == 1, func() {
+					for _, p := range convs {
+						nw := p.OutC * p.InC * p.KH * p.KW
+						switch mode {
+						case "f32":
+							Conv2D(r, p, in, w, bias[:p.OutC], out, scratch, Act{ReLU: true})
+						case "f16":
+							Conv2DF16(r, p, in, w16, bias[:p.OutC], out, scratch, Act{ReLU: true})
+						default:
+							WidenF16(wide[:nw], w16[:nw])
+							Conv2D(r, p, in, wide, bias[:p.OutC], out, scratch, Act{ReLU: true})
+						}
+					}
+					InnerProduct(r, in[:2048], w[:1000*2048], bias[:1000], out[:1000], Act{})
+				})
+				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/image")
 			})
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/image")
-		})
+		}
+	}
+}
+
+// BenchmarkResNet50Layers runs each distinct convolution of ResNet-50 (and
+// its inner product) alone with 1 and 2 threads: the per-layer speed and
+// thread scaling behind BenchmarkResNet50Convs. Names give the layer's
+// shape and, after x, how many times ResNet-50 runs it.
+func BenchmarkResNet50Layers(b *testing.B) {
+	type layer struct {
+		p ConvParams
+		n int
+	}
+	var layers []layer
+	for _, p := range resnet50Convs() {
+		found := false
+		for i := range layers {
+			if layers[i].p == p {
+				layers[i].n++
+				found = true
+			}
+		}
+		if !found {
+			layers = append(layers, layer{p, 1})
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, l := range layers {
+		p := l.p
+		in := randSlice(rng, p.InC*p.InH*p.InW)
+		w := randSlice(rng, p.OutC*p.InC*p.KH*p.KW)
+		bias := randSlice(rng, p.OutC)
+		out := make([]float32, p.OutC*p.OutH*p.OutW)
+		scratch := make([]float32, ConvScratchSize(p))
+		flops := 2 * float64(p.OutC*p.OutH*p.OutW*p.InC*p.KH*p.KW)
+		name := fmt.Sprintf("%dx%dx%d-%dk%ds%dx%d", p.InC, p.InH, p.InW, p.OutC, p.KH, p.SH, l.n)
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", name, threads), func(b *testing.B) {
+				var r *Runner
+				if threads > 1 {
+					r = NewRunner(threads)
+					defer r.Close()
+				}
+				b.ReportAllocs()
+				timed(b, flops, "GFLOP/s", threads == 1, func() { Conv2D(r, p, in, w, bias, out, scratch, Act{ReLU: true}) })
+			})
+		}
 	}
 }

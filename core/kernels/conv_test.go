@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/x448/float16"
 )
 
 // convNaive is the reference: the definition of Caffe's convolution as
@@ -229,4 +231,66 @@ func TestIm2colRange(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestConv2DF16 runs Conv2DF16 on float16 filters and Conv2D on the same
+// filters widened: the results must be identical bit for bit (the filters
+// are the same numbers, used in the same order), with guarded output and
+// scratch, for every GEMM variant, with 1 and 2 workers. A single output
+// pixel is the exception: Conv2D takes the matrix-vector path there, a
+// different order of the sum, so the float64 reference's tolerance applies.
+func TestConv2DF16(t *testing.T) {
+	runners := []*Runner{nil, NewRunner(2)}
+	defer func() {
+		for _, r := range runners {
+			r.Close()
+		}
+	}()
+	cases := append([]struct {
+		name string
+		p    ConvParams
+	}{
+		{"3x3 64->64 28x28 (Winograd with AVX-512)", conv(64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
+		{"1x1 700->130 (chunks)", conv(700, 3, 5, 130, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+		{"1x1 spatial", conv(40, 1, 1, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+	}, convCases...)
+	eachVariant(t, func(impl string) {
+		for i, c := range cases {
+			p := c.p.normalized()
+			rng := rand.New(rand.NewPCG(uint64(i), 21))
+			in := randSlice(rng, p.InC*p.InH*p.InW)
+			w16 := make([]uint16, p.OutC*p.InC/p.Group*p.KH*p.KW)
+			for j := range w16 {
+				w16[j] = float16.Fromfloat32(rng.Float32()*2 - 1).Bits()
+			}
+			w := make([]float32, len(w16))
+			WidenF16(w, w16)
+			bias := randSlice(rng, p.OutC)
+			for j, r := range runners {
+				act := acts[(i+j)%2]
+				want := make([]float32, p.OutC*p.OutH*p.OutW)
+				Conv2D(r, p, in, w, bias, want, make([]float32, ConvScratchSize(p)), act)
+				out := newGuarded(len(want))
+				scratch := newGuarded(ConvScratchSizeF16(p))
+				Conv2DF16(r, p, in, w16, bias, out.s(), scratch.s(), act)
+				what := fmt.Sprintf("%s %s threads=%d", impl, c.name, r.Threads())
+				out.check(t, what+" (out)")
+				scratch.check(t, what+" (scratch)")
+				if p.OutH*p.OutW == 1 {
+					ref, scale := convNaive(p, in, w, bias, act)
+					for k, v := range out.s() {
+						if !closeTo(v, ref[k], scale[k], gemmTol, gemmEps) {
+							t.Fatalf("%s: out[%d] = %v, want %v", what, k, v, ref[k])
+						}
+					}
+					continue
+				}
+				for k, v := range out.s() {
+					if math.Float32bits(v) != math.Float32bits(want[k]) {
+						t.Fatalf("%s: out[%d] = %v, Conv2D gives %v", what, k, v, want[k])
+					}
+				}
+			}
+		}
+	})
 }

@@ -7,6 +7,7 @@ package kernels
 type gemmArgs struct {
 	m, n, k int
 	a       []float32
+	a16     []uint16 // A as float16 instead (assembly GEMM only), lda apart
 	lda     int
 	b       []float32
 	ldb     int
@@ -56,7 +57,7 @@ func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
 	if g.m == 0 || g.n == 0 {
 		return
 	}
-	if g.n == 1 && g.ldb == 1 && !g.fromImage && !g.img.on {
+	if g.n == 1 && g.ldb == 1 && !g.fromImage && !g.img.on && g.a16 == nil {
 		lo, hi := share(g.m, w, nw)
 		if lo < hi {
 			gemv(hi-lo, g.k, g.a[lo*g.lda:], g.lda, g.b[:g.k], g.c[lo*g.ldc:], g.ldc, biasFrom(g.bias, lo), g.act)
@@ -90,7 +91,11 @@ func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
 			return
 		}
 		sub.m = hi - lo
-		sub.a = g.a[lo*g.lda:]
+		if g.a16 != nil {
+			sub.a16 = g.a16[lo*g.lda:]
+		} else {
+			sub.a = g.a[lo*g.lda:]
+		}
 		sub.c = g.c[lo*g.ldc:]
 		sub.bias = biasFrom(g.bias, lo)
 	}

@@ -76,13 +76,15 @@ var (
 		peak:    fmaPeakAVX2}
 )
 
-// availableVariants lists the assembly variants this CPU runs, best first.
+// availableVariants lists the assembly variants this CPU runs, best first:
+// AVX-512 (F, CD, BW, DQ, VL), or AVX2 with FMA and F16C (every AVX2 CPU
+// has F16C; it is checked because WidenF16 uses it).
 func availableVariants() []*variant {
 	var vs []*variant
 	if archsimd.X86.AVX512() {
 		vs = append(vs, variantAVX512)
 	}
-	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
+	if archsimd.X86.AVX2() && archsimd.X86.FMA() && cpuidF16C() {
 		vs = append(vs, variantAVX2)
 	}
 	return vs
@@ -110,6 +112,24 @@ func implName() string {
 		return v.name
 	}
 	return "simd"
+}
+
+// widenF16 converts with VCVTPH2PS (F16C, or AVX-512F), whole vectors in
+// assembly and the rest with the scalar twin.
+func widenF16(dst []float32, src []uint16) {
+	v := active
+	if v == nil || len(src) == 0 {
+		widenF16SIMD(dst, src)
+		return
+	}
+	dst = dst[:len(src)]
+	var n int
+	if v == variantAVX512 {
+		n = widenF16AVX512(&dst[0], &src[0], len(src))
+	} else {
+		n = widenF16AVX2(&dst[0], &src[0], len(src))
+	}
+	widenF16Generic(dst[n:], src[n:])
 }
 
 func gemm(ws *workspace, g *gemmArgs) {
@@ -197,7 +217,20 @@ func asmBlock(v *variant, ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc
 	}
 	full := mcur / asmMR * asmMR
 	var pad []float32
-	if full < mcur {
+	if g.a16 != nil {
+		// Float16 A: the block's rows widened into ws.a (kc apart), zero
+		// rows up to a whole group.
+		rows := (mcur + asmMR - 1) / asmMR * asmMR
+		pad = ws.a[:rows*kc]
+		for r := 0; r < rows; r++ {
+			dst := pad[r*kc : (r+1)*kc]
+			if row := ic + r; row < ic+mcur {
+				widenF16(dst, g.a16[row*g.lda+pc:row*g.lda+pc+kc])
+			} else {
+				clear(dst)
+			}
+		}
+	} else if full < mcur {
 		pad = ws.a[:asmMR*kc]
 		for r := 0; r < asmMR; r++ {
 			dst := pad[r*kc : (r+1)*kc]
@@ -215,8 +248,14 @@ func asmBlock(v *variant, ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc
 		bp := ws.b[jr*kc : jr*kc+kc*width]
 		for i := 0; i < mcur; i += asmMR {
 			row, rows := ic+i, min(asmMR, mcur-i)
-			a, lda := pad, kc
-			if rows == asmMR {
+			var a []float32
+			lda := kc
+			switch {
+			case g.a16 != nil:
+				a = pad[i*kc : (i+asmMR)*kc]
+			case rows < asmMR:
+				a = pad
+			default:
 				a, lda = g.a[row*g.lda+pc:(row+asmMR-1)*g.lda+pc+kc], g.lda
 			}
 			if rows == asmMR && cols == width {

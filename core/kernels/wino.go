@@ -78,6 +78,7 @@ type winoTask struct {
 	s                         winoShape
 	p                         ConvParams
 	in, w, bias, out, scratch []float32
+	w16                       []uint16 // the filters as float16 instead of w
 	act                       Act
 }
 

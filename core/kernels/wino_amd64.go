@@ -6,7 +6,9 @@ package kernels
 // convolution: Winograd needs the AVX-512 variant (its transforms gather
 // and scatter 16 channels at once).
 func winoPlan(p *ConvParams, act Act) int {
-	if active != variantAVX512 || !winoEligible(p, act) {
+	// The filter transform stages two channel-blocked copies of 16 output
+	// channels' filters in the workspace: at most 512 input channels.
+	if active != variantAVX512 || !winoEligible(p, act) || 2*16*9*p.InC > gemmLayout().b {
 		return 0
 	}
 	if winoForce >= 0 {
@@ -45,7 +47,13 @@ func winoPhase(t *winoTask, w, nw int, ws *workspace) {
 		wt := ws.b[:e*16]
 		lo, hi := share(p.OutC/16, w, nw)
 		for g := lo; g < hi; g++ {
-			f := t.w[g*16*e : (g+1)*16*e]
+			var f []float32
+			if t.w16 != nil {
+				f = ws.b[e*16 : 2*e*16]
+				widenF16(f, t.w16[g*16*e:(g+1)*16*e])
+			} else {
+				f = t.w[g*16*e : (g+1)*16*e]
+			}
 			for e0 := 0; e0 < e; e0 += 16 {
 				transpose16AVX512(&wt[e0*16], 16, &f[e0], e, 16, min(16, e-e0))
 			}

@@ -18,6 +18,9 @@ func main() {
 	packSliver(avx512)
 	packSliver(avx2)
 	transpose16()
+	widen(avx512)
+	widen(avx2)
+	cpuid()
 	winogradKernels()
 	Generate()
 }

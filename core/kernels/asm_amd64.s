@@ -2333,13 +2333,13 @@ winoWeightsF4AVX512_ic:
 	VMOVUPS          Z18, 384(SP)
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
 	VMOVUPS          Z19, 576(SP)
-	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
-	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
 	VMOVUPS          Z20, 768(SP)
-	VMOVAPS          Z2, Z21
+	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, 960(SP)
 	VMOVUPS          64(DX), Z0
 	VMOVUPS          256(DX), Z1
@@ -2356,13 +2356,13 @@ winoWeightsF4AVX512_ic:
 	VMOVUPS          Z18, 448(SP)
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
 	VMOVUPS          Z19, 640(SP)
-	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
-	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
 	VMOVUPS          Z20, 832(SP)
-	VMOVAPS          Z2, Z21
+	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, 1024(SP)
 	VMOVUPS          128(DX), Z0
 	VMOVUPS          320(DX), Z1
@@ -2379,13 +2379,13 @@ winoWeightsF4AVX512_ic:
 	VMOVUPS          Z18, 512(SP)
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
 	VMOVUPS          Z19, 704(SP)
-	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
-	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
 	VMOVUPS          Z20, 896(SP)
-	VMOVAPS          Z2, Z21
+	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, 1088(SP)
 	VMOVUPS          (SP), Z0
 	VMOVUPS          64(SP), Z1
@@ -2405,15 +2405,15 @@ winoWeightsF4AVX512_ic:
 	ADDQ             CX, SI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
 	VMOVUPS          Z19, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
-	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
 	VMOVUPS          Z20, (SI)
 	ADDQ             CX, SI
-	VMOVAPS          Z2, Z21
+	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, (SI)
 	ADDQ             CX, SI
 	VMOVUPS          192(SP), Z0
@@ -2434,15 +2434,15 @@ winoWeightsF4AVX512_ic:
 	ADDQ             CX, SI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
 	VMOVUPS          Z19, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
-	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
 	VMOVUPS          Z20, (SI)
 	ADDQ             CX, SI
-	VMOVAPS          Z2, Z21
+	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, (SI)
 	ADDQ             CX, SI
 	VMOVUPS          384(SP), Z0
@@ -2463,15 +2463,15 @@ winoWeightsF4AVX512_ic:
 	ADDQ             CX, SI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
 	VMOVUPS          Z19, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
-	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
 	VMOVUPS          Z20, (SI)
 	ADDQ             CX, SI
-	VMOVAPS          Z2, Z21
+	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, (SI)
 	ADDQ             CX, SI
 	VMOVUPS          576(SP), Z0
@@ -2492,15 +2492,15 @@ winoWeightsF4AVX512_ic:
 	ADDQ             CX, SI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
 	VMOVUPS          Z19, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
-	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
 	VMOVUPS          Z20, (SI)
 	ADDQ             CX, SI
-	VMOVAPS          Z2, Z21
+	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, (SI)
 	ADDQ             CX, SI
 	VMOVUPS          768(SP), Z0
@@ -2521,15 +2521,15 @@ winoWeightsF4AVX512_ic:
 	ADDQ             CX, SI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
 	VMOVUPS          Z19, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
-	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
 	VMOVUPS          Z20, (SI)
 	ADDQ             CX, SI
-	VMOVAPS          Z2, Z21
+	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, (SI)
 	ADDQ             CX, SI
 	VMOVUPS          960(SP), Z0
@@ -2550,15 +2550,15 @@ winoWeightsF4AVX512_ic:
 	ADDQ             CX, SI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
 	VMOVUPS          Z19, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+12(SB), Z0, Z20
-	VFMADD231PS.BCST winoConst<>+20(SB), Z1, Z20
-	VFMADD231PS.BCST winoConst<>+8(SB), Z2, Z20
+	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
+	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
+	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
 	VMOVUPS          Z20, (SI)
 	ADDQ             CX, SI
-	VMOVAPS          Z2, Z21
+	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, (SI)
 	ADDQ             CX, SI
 	ADDQ             $0x00000100, AX
@@ -2599,33 +2599,37 @@ winoInputF4AVX512_group:
 	VMOVUPS          (R8), Z4
 	ADDQ             BX, R8
 	VMOVUPS          (R8), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, (SP)
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, 384(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, 768(SP)
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, 1152(SP)
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, 1536(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, 1920(SP)
 	MOVQ             DX, R8
 	VMOVUPS          64(R8), Z0
@@ -2639,33 +2643,37 @@ winoInputF4AVX512_group:
 	VMOVUPS          64(R8), Z4
 	ADDQ             BX, R8
 	VMOVUPS          64(R8), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, 64(SP)
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, 448(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, 832(SP)
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, 1216(SP)
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, 1600(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, 1984(SP)
 	MOVQ             DX, R8
 	VMOVUPS          128(R8), Z0
@@ -2679,33 +2687,37 @@ winoInputF4AVX512_group:
 	VMOVUPS          128(R8), Z4
 	ADDQ             BX, R8
 	VMOVUPS          128(R8), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, 128(SP)
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, 512(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, 896(SP)
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, 1280(SP)
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, 1664(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, 2048(SP)
 	MOVQ             DX, R8
 	VMOVUPS          192(R8), Z0
@@ -2719,33 +2731,37 @@ winoInputF4AVX512_group:
 	VMOVUPS          192(R8), Z4
 	ADDQ             BX, R8
 	VMOVUPS          192(R8), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, 192(SP)
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, 576(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, 960(SP)
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, 1344(SP)
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, 1728(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, 2112(SP)
 	MOVQ             DX, R8
 	VMOVUPS          256(R8), Z0
@@ -2759,33 +2775,37 @@ winoInputF4AVX512_group:
 	VMOVUPS          256(R8), Z4
 	ADDQ             BX, R8
 	VMOVUPS          256(R8), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, 256(SP)
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, 640(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, 1024(SP)
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, 1408(SP)
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, 1792(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, 2176(SP)
 	MOVQ             DX, R8
 	VMOVUPS          320(R8), Z0
@@ -2799,33 +2819,37 @@ winoInputF4AVX512_group:
 	VMOVUPS          320(R8), Z4
 	ADDQ             BX, R8
 	VMOVUPS          320(R8), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, 320(SP)
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, 704(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, 1088(SP)
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, 1472(SP)
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, 1856(SP)
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, 2240(SP)
 	VMOVUPS          (SP), Z0
 	VMOVUPS          64(SP), Z1
@@ -2833,38 +2857,42 @@ winoInputF4AVX512_group:
 	VMOVUPS          192(SP), Z3
 	VMOVUPS          256(SP), Z4
 	VMOVUPS          320(SP), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, (R9)
 	ADDQ             CX, R9
 	VMOVUPS          384(SP), Z0
@@ -2873,38 +2901,42 @@ winoInputF4AVX512_group:
 	VMOVUPS          576(SP), Z3
 	VMOVUPS          640(SP), Z4
 	VMOVUPS          704(SP), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, (R9)
 	ADDQ             CX, R9
 	VMOVUPS          768(SP), Z0
@@ -2913,38 +2945,42 @@ winoInputF4AVX512_group:
 	VMOVUPS          960(SP), Z3
 	VMOVUPS          1024(SP), Z4
 	VMOVUPS          1088(SP), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, (R9)
 	ADDQ             CX, R9
 	VMOVUPS          1152(SP), Z0
@@ -2953,38 +2989,42 @@ winoInputF4AVX512_group:
 	VMOVUPS          1344(SP), Z3
 	VMOVUPS          1408(SP), Z4
 	VMOVUPS          1472(SP), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, (R9)
 	ADDQ             CX, R9
 	VMOVUPS          1536(SP), Z0
@@ -2993,38 +3033,42 @@ winoInputF4AVX512_group:
 	VMOVUPS          1728(SP), Z3
 	VMOVUPS          1792(SP), Z4
 	VMOVUPS          1856(SP), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, (R9)
 	ADDQ             CX, R9
 	VMOVUPS          1920(SP), Z0
@@ -3033,38 +3077,42 @@ winoInputF4AVX512_group:
 	VMOVUPS          2112(SP), Z3
 	VMOVUPS          2176(SP), Z4
 	VMOVUPS          2240(SP), Z5
-	VMULPS.BCST      winoConst<>+24(SB), Z0, Z16
-	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z16
-	VADDPS           Z4, Z16, Z16
+	VMULPS.BCST      winoConst<>+32(SB), Z0, Z16
+	VFMADD231PS.BCST winoConst<>+36(SB), Z1, Z16
+	VFMADD231PS.BCST winoConst<>+40(SB), Z2, Z16
+	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z16
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z16
 	VMOVUPS          Z16, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+32(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z17
-	VADDPS           Z3, Z17, Z17
-	VADDPS           Z4, Z17, Z17
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z17
+	VADDPS           Z2, Z17, Z17
+	VFMADD231PS.BCST winoConst<>+52(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z17
 	VMOVUPS          Z17, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+32(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+48(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
 	VSUBPS           Z3, Z18, Z18
-	VADDPS           Z4, Z18, Z18
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z18
 	VMOVUPS          Z18, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+36(SB), Z1, Z19
-	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z19
-	VADDPS           Z4, Z19, Z19
+	VMULPS.BCST      winoConst<>+56(SB), Z1, Z19
+	VFMADD231PS.BCST winoConst<>+60(SB), Z2, Z19
+	VFMADD231PS.BCST winoConst<>+64(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+68(SB), Z4, Z19
 	VMOVUPS          Z19, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+40(SB), Z1, Z20
-	VSUBPS           Z2, Z20, Z20
-	VFMADD231PS.BCST winoConst<>+36(SB), Z3, Z20
-	VADDPS           Z4, Z20, Z20
+	VMOVAPS          Z1, Z20
+	VFMADD231PS.BCST winoConst<>+48(SB), Z2, Z20
+	VSUBPS           Z3, Z20, Z20
+	VFMADD231PS.BCST winoConst<>+32(SB), Z4, Z20
 	VMOVUPS          Z20, (R9)
 	ADDQ             CX, R9
-	VMULPS.BCST      winoConst<>+24(SB), Z1, Z21
-	VFMADD231PS.BCST winoConst<>+28(SB), Z3, Z21
-	VADDPS           Z5, Z21, Z21
+	VMULPS.BCST      winoConst<>+32(SB), Z1, Z21
+	VFMADD231PS.BCST winoConst<>+36(SB), Z2, Z21
+	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z21
+	VFMADD231PS.BCST winoConst<>+44(SB), Z4, Z21
+	VFMADD231PS.BCST winoConst<>+32(SB), Z5, Z21
 	VMOVUPS          Z21, (R9)
 	ADDQ             CX, R9
 	ADDQ             DI, DX
@@ -3123,18 +3171,18 @@ winoOutputF4AVX512_nobias:
 	VMOVUPS          Z16, (SP)
 	VMOVAPS          Z1, Z17
 	VSUBPS           Z2, Z17, Z17
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
-	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z17
 	VMOVUPS          Z17, 384(SP)
 	VMOVAPS          Z1, Z18
 	VADDPS           Z2, Z18, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VFMADD231PS.BCST winoConst<>+72(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+76(SB), Z4, Z18
 	VMOVUPS          Z18, 768(SP)
 	VMOVAPS          Z1, Z19
 	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
-	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VFMADD231PS.BCST winoConst<>+80(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+84(SB), Z4, Z19
 	VADDPS           Z5, Z19, Z19
 	VMOVUPS          Z19, 1152(SP)
 	IMUL3Q           $0x00000001, SI, R12
@@ -3157,18 +3205,18 @@ winoOutputF4AVX512_nobias:
 	VMOVUPS          Z16, 64(SP)
 	VMOVAPS          Z1, Z17
 	VSUBPS           Z2, Z17, Z17
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
-	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z17
 	VMOVUPS          Z17, 448(SP)
 	VMOVAPS          Z1, Z18
 	VADDPS           Z2, Z18, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VFMADD231PS.BCST winoConst<>+72(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+76(SB), Z4, Z18
 	VMOVUPS          Z18, 832(SP)
 	VMOVAPS          Z1, Z19
 	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
-	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VFMADD231PS.BCST winoConst<>+80(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+84(SB), Z4, Z19
 	VADDPS           Z5, Z19, Z19
 	VMOVUPS          Z19, 1216(SP)
 	IMUL3Q           $0x00000002, SI, R12
@@ -3191,18 +3239,18 @@ winoOutputF4AVX512_nobias:
 	VMOVUPS          Z16, 128(SP)
 	VMOVAPS          Z1, Z17
 	VSUBPS           Z2, Z17, Z17
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
-	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z17
 	VMOVUPS          Z17, 512(SP)
 	VMOVAPS          Z1, Z18
 	VADDPS           Z2, Z18, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VFMADD231PS.BCST winoConst<>+72(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+76(SB), Z4, Z18
 	VMOVUPS          Z18, 896(SP)
 	VMOVAPS          Z1, Z19
 	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
-	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VFMADD231PS.BCST winoConst<>+80(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+84(SB), Z4, Z19
 	VADDPS           Z5, Z19, Z19
 	VMOVUPS          Z19, 1280(SP)
 	IMUL3Q           $0x00000003, SI, R12
@@ -3225,18 +3273,18 @@ winoOutputF4AVX512_nobias:
 	VMOVUPS          Z16, 192(SP)
 	VMOVAPS          Z1, Z17
 	VSUBPS           Z2, Z17, Z17
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
-	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z17
 	VMOVUPS          Z17, 576(SP)
 	VMOVAPS          Z1, Z18
 	VADDPS           Z2, Z18, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VFMADD231PS.BCST winoConst<>+72(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+76(SB), Z4, Z18
 	VMOVUPS          Z18, 960(SP)
 	VMOVAPS          Z1, Z19
 	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
-	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VFMADD231PS.BCST winoConst<>+80(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+84(SB), Z4, Z19
 	VADDPS           Z5, Z19, Z19
 	VMOVUPS          Z19, 1344(SP)
 	IMUL3Q           $0x00000004, SI, R12
@@ -3259,18 +3307,18 @@ winoOutputF4AVX512_nobias:
 	VMOVUPS          Z16, 256(SP)
 	VMOVAPS          Z1, Z17
 	VSUBPS           Z2, Z17, Z17
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
-	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z17
 	VMOVUPS          Z17, 640(SP)
 	VMOVAPS          Z1, Z18
 	VADDPS           Z2, Z18, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VFMADD231PS.BCST winoConst<>+72(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+76(SB), Z4, Z18
 	VMOVUPS          Z18, 1024(SP)
 	VMOVAPS          Z1, Z19
 	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
-	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VFMADD231PS.BCST winoConst<>+80(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+84(SB), Z4, Z19
 	VADDPS           Z5, Z19, Z19
 	VMOVUPS          Z19, 1408(SP)
 	IMUL3Q           $0x00000005, SI, R12
@@ -3293,18 +3341,18 @@ winoOutputF4AVX512_nobias:
 	VMOVUPS          Z16, 320(SP)
 	VMOVAPS          Z1, Z17
 	VSUBPS           Z2, Z17, Z17
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
-	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z17
 	VMOVUPS          Z17, 704(SP)
 	VMOVAPS          Z1, Z18
 	VADDPS           Z2, Z18, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VFMADD231PS.BCST winoConst<>+72(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+76(SB), Z4, Z18
 	VMOVUPS          Z18, 1088(SP)
 	VMOVAPS          Z1, Z19
 	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
-	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VFMADD231PS.BCST winoConst<>+80(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+84(SB), Z4, Z19
 	VADDPS           Z5, Z19, Z19
 	VMOVUPS          Z19, 1472(SP)
 	VMOVUPS          (SP), Z0
@@ -3334,8 +3382,8 @@ winoOutputF4AVX512_skip0_0_store:
 winoOutputF4AVX512_skip0_0:
 	VMOVAPS          Z1, Z17
 	VSUBPS           Z2, Z17, Z17
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
-	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z17
 	CMPQ             R9, $0x00
 	JLE              winoOutputF4AVX512_skip0_1
 	CMPQ             R10, $0x01
@@ -3352,8 +3400,8 @@ winoOutputF4AVX512_skip0_1_store:
 winoOutputF4AVX512_skip0_1:
 	VMOVAPS          Z1, Z18
 	VADDPS           Z2, Z18, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VFMADD231PS.BCST winoConst<>+72(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+76(SB), Z4, Z18
 	CMPQ             R9, $0x00
 	JLE              winoOutputF4AVX512_skip0_2
 	CMPQ             R10, $0x02
@@ -3370,8 +3418,8 @@ winoOutputF4AVX512_skip0_2_store:
 winoOutputF4AVX512_skip0_2:
 	VMOVAPS          Z1, Z19
 	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
-	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VFMADD231PS.BCST winoConst<>+80(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+84(SB), Z4, Z19
 	VADDPS           Z5, Z19, Z19
 	CMPQ             R9, $0x00
 	JLE              winoOutputF4AVX512_skip0_3
@@ -3414,8 +3462,8 @@ winoOutputF4AVX512_skip1_0_store:
 winoOutputF4AVX512_skip1_0:
 	VMOVAPS          Z1, Z17
 	VSUBPS           Z2, Z17, Z17
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
-	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z17
 	CMPQ             R9, $0x01
 	JLE              winoOutputF4AVX512_skip1_1
 	CMPQ             R10, $0x01
@@ -3432,8 +3480,8 @@ winoOutputF4AVX512_skip1_1_store:
 winoOutputF4AVX512_skip1_1:
 	VMOVAPS          Z1, Z18
 	VADDPS           Z2, Z18, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VFMADD231PS.BCST winoConst<>+72(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+76(SB), Z4, Z18
 	CMPQ             R9, $0x01
 	JLE              winoOutputF4AVX512_skip1_2
 	CMPQ             R10, $0x02
@@ -3450,8 +3498,8 @@ winoOutputF4AVX512_skip1_2_store:
 winoOutputF4AVX512_skip1_2:
 	VMOVAPS          Z1, Z19
 	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
-	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VFMADD231PS.BCST winoConst<>+80(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+84(SB), Z4, Z19
 	VADDPS           Z5, Z19, Z19
 	CMPQ             R9, $0x01
 	JLE              winoOutputF4AVX512_skip1_3
@@ -3494,8 +3542,8 @@ winoOutputF4AVX512_skip2_0_store:
 winoOutputF4AVX512_skip2_0:
 	VMOVAPS          Z1, Z17
 	VSUBPS           Z2, Z17, Z17
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
-	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z17
 	CMPQ             R9, $0x02
 	JLE              winoOutputF4AVX512_skip2_1
 	CMPQ             R10, $0x01
@@ -3512,8 +3560,8 @@ winoOutputF4AVX512_skip2_1_store:
 winoOutputF4AVX512_skip2_1:
 	VMOVAPS          Z1, Z18
 	VADDPS           Z2, Z18, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VFMADD231PS.BCST winoConst<>+72(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+76(SB), Z4, Z18
 	CMPQ             R9, $0x02
 	JLE              winoOutputF4AVX512_skip2_2
 	CMPQ             R10, $0x02
@@ -3530,8 +3578,8 @@ winoOutputF4AVX512_skip2_2_store:
 winoOutputF4AVX512_skip2_2:
 	VMOVAPS          Z1, Z19
 	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
-	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VFMADD231PS.BCST winoConst<>+80(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+84(SB), Z4, Z19
 	VADDPS           Z5, Z19, Z19
 	CMPQ             R9, $0x02
 	JLE              winoOutputF4AVX512_skip2_3
@@ -3574,8 +3622,8 @@ winoOutputF4AVX512_skip3_0_store:
 winoOutputF4AVX512_skip3_0:
 	VMOVAPS          Z1, Z17
 	VSUBPS           Z2, Z17, Z17
-	VFMADD231PS.BCST winoConst<>+40(SB), Z3, Z17
-	VFMADD231PS.BCST winoConst<>+36(SB), Z4, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z3, Z17
+	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z17
 	CMPQ             R9, $0x03
 	JLE              winoOutputF4AVX512_skip3_1
 	CMPQ             R10, $0x01
@@ -3592,8 +3640,8 @@ winoOutputF4AVX512_skip3_1_store:
 winoOutputF4AVX512_skip3_1:
 	VMOVAPS          Z1, Z18
 	VADDPS           Z2, Z18, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z3, Z18
-	VFMADD231PS.BCST winoConst<>+24(SB), Z4, Z18
+	VFMADD231PS.BCST winoConst<>+72(SB), Z3, Z18
+	VFMADD231PS.BCST winoConst<>+76(SB), Z4, Z18
 	CMPQ             R9, $0x03
 	JLE              winoOutputF4AVX512_skip3_2
 	CMPQ             R10, $0x02
@@ -3610,8 +3658,8 @@ winoOutputF4AVX512_skip3_2_store:
 winoOutputF4AVX512_skip3_2:
 	VMOVAPS          Z1, Z19
 	VSUBPS           Z2, Z19, Z19
-	VFMADD231PS.BCST winoConst<>+44(SB), Z3, Z19
-	VFMADD231PS.BCST winoConst<>+48(SB), Z4, Z19
+	VFMADD231PS.BCST winoConst<>+80(SB), Z3, Z19
+	VFMADD231PS.BCST winoConst<>+84(SB), Z4, Z19
 	VADDPS           Z5, Z19, Z19
 	CMPQ             R9, $0x03
 	JLE              winoOutputF4AVX512_skip3_3
@@ -3655,13 +3703,13 @@ winoWeightsF2AVX512_ic:
 	VMOVUPS          384(DX), Z2
 	VMOVAPS          Z0, Z16
 	VMOVUPS          Z16, (SP)
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
 	VMOVUPS          Z17, 192(SP)
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
-	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
 	VMOVUPS          Z18, 384(SP)
 	VMOVAPS          Z2, Z19
 	VMOVUPS          Z19, 576(SP)
@@ -3670,13 +3718,13 @@ winoWeightsF2AVX512_ic:
 	VMOVUPS          448(DX), Z2
 	VMOVAPS          Z0, Z16
 	VMOVUPS          Z16, 64(SP)
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
 	VMOVUPS          Z17, 256(SP)
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
-	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
 	VMOVUPS          Z18, 448(SP)
 	VMOVAPS          Z2, Z19
 	VMOVUPS          Z19, 640(SP)
@@ -3685,13 +3733,13 @@ winoWeightsF2AVX512_ic:
 	VMOVUPS          512(DX), Z2
 	VMOVAPS          Z0, Z16
 	VMOVUPS          Z16, 128(SP)
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
 	VMOVUPS          Z17, 320(SP)
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
-	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
 	VMOVUPS          Z18, 512(SP)
 	VMOVAPS          Z2, Z19
 	VMOVUPS          Z19, 704(SP)
@@ -3701,14 +3749,14 @@ winoWeightsF2AVX512_ic:
 	VMOVAPS          Z0, Z16
 	VMOVUPS          Z16, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
 	VMOVUPS          Z17, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
-	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
 	VMOVUPS          Z18, (SI)
 	ADDQ             CX, SI
 	VMOVAPS          Z2, Z19
@@ -3720,14 +3768,14 @@ winoWeightsF2AVX512_ic:
 	VMOVAPS          Z0, Z16
 	VMOVUPS          Z16, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
 	VMOVUPS          Z17, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
-	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
 	VMOVUPS          Z18, (SI)
 	ADDQ             CX, SI
 	VMOVAPS          Z2, Z19
@@ -3739,14 +3787,14 @@ winoWeightsF2AVX512_ic:
 	VMOVAPS          Z0, Z16
 	VMOVUPS          Z16, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
 	VMOVUPS          Z17, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
-	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
 	VMOVUPS          Z18, (SI)
 	ADDQ             CX, SI
 	VMOVAPS          Z2, Z19
@@ -3758,14 +3806,14 @@ winoWeightsF2AVX512_ic:
 	VMOVAPS          Z0, Z16
 	VMOVUPS          Z16, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z1, Z17
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z17
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
 	VMOVUPS          Z17, (SI)
 	ADDQ             CX, SI
-	VMULPS.BCST      winoConst<>+52(SB), Z0, Z18
-	VFMADD231PS.BCST winoConst<>+56(SB), Z1, Z18
-	VFMADD231PS.BCST winoConst<>+52(SB), Z2, Z18
+	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
+	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
+	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
 	VMOVUPS          Z18, (SI)
 	ADDQ             CX, SI
 	VMOVAPS          Z2, Z19
@@ -4151,19 +4199,27 @@ winoOutputF2AVX512_done:
 	VZEROUPPER
 	RET
 
-DATA winoConst<>+0(SB)/4, $0x3e800000
-DATA winoConst<>+4(SB)/4, $0xbe2aaaab
-DATA winoConst<>+8(SB)/4, $0x3e2aaaab
-DATA winoConst<>+12(SB)/4, $0x3d2aaaab
-DATA winoConst<>+16(SB)/4, $0x3daaaaab
-DATA winoConst<>+20(SB)/4, $0xbdaaaaab
-DATA winoConst<>+24(SB)/4, $0x40800000
-DATA winoConst<>+28(SB)/4, $0xc0a00000
-DATA winoConst<>+32(SB)/4, $0xc0800000
-DATA winoConst<>+36(SB)/4, $0xc0000000
-DATA winoConst<>+40(SB)/4, $0x40000000
-DATA winoConst<>+44(SB)/4, $0x41000000
-DATA winoConst<>+48(SB)/4, $0xc1000000
-DATA winoConst<>+52(SB)/4, $0x3f000000
-DATA winoConst<>+56(SB)/4, $0xbf000000
-GLOBL winoConst<>(SB), RODATA|NOPTR, $60
+DATA winoConst<>+0(SB)/4, $0x3f000000
+DATA winoConst<>+4(SB)/4, $0x3e2aaaab
+DATA winoConst<>+8(SB)/4, $0xbe2aaaab
+DATA winoConst<>+12(SB)/4, $0x3d888889
+DATA winoConst<>+16(SB)/4, $0x3d088889
+DATA winoConst<>+20(SB)/4, $0x3c888889
+DATA winoConst<>+24(SB)/4, $0xbd888889
+DATA winoConst<>+28(SB)/4, $0x3e088889
+DATA winoConst<>+32(SB)/4, $0x40000000
+DATA winoConst<>+36(SB)/4, $0xc0400000
+DATA winoConst<>+40(SB)/4, $0xc0800000
+DATA winoConst<>+44(SB)/4, $0x40400000
+DATA winoConst<>+48(SB)/4, $0xc0000000
+DATA winoConst<>+52(SB)/4, $0x40a00000
+DATA winoConst<>+56(SB)/4, $0x42000000
+DATA winoConst<>+60(SB)/4, $0x41800000
+DATA winoConst<>+64(SB)/4, $0xc2000000
+DATA winoConst<>+68(SB)/4, $0xc1800000
+DATA winoConst<>+72(SB)/4, $0x3e800000
+DATA winoConst<>+76(SB)/4, $0x40800000
+DATA winoConst<>+80(SB)/4, $0x3e000000
+DATA winoConst<>+84(SB)/4, $0xc1000000
+DATA winoConst<>+88(SB)/4, $0xbf000000
+GLOBL winoConst<>(SB), RODATA|NOPTR, $92

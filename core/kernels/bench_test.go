@@ -168,9 +168,11 @@ func resnet50Convs() []ConvParams {
 // BenchmarkResNet50Convs runs every convolution of ResNet-50 and its
 // inner product once per op (about 98% of the network's 7.7 GFLOP; pooling,
 // eltwise and softmax are left out): the kernels' share of one image's
-// latency. Weight modes: f32 (Conv2D), f16 (Conv2DF16, widening as the
-// kernels stage the filters) and f16-widen (WidenF16 of each op's filters
-// into a buffer, then Conv2D: what an executor does without Conv2DF16).
+// latency. Each op has its own filters, as in the network (102 MB of
+// float32, 51 MB of float16: they stream from memory once per image).
+// Weight modes: f32 (Conv2D), f16 (Conv2DF16, widening as the kernels
+// stage the filters) and f16-widen (WidenF16 of each op's filters into a
+// buffer, then Conv2D: what an executor does without Conv2DF16).
 func BenchmarkResNet50Convs(b *testing.B) {
 	convs := resnet50Convs()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -184,12 +186,22 @@ func BenchmarkResNet50Convs(b *testing.B) {
 	}
 	flops += 2 * 1000 * 2048
 	in, out := randSlice(rng, maxAct), make([]float32, maxAct)
-	w, bias := randSlice(rng, max(maxW, 1000*2048)), randSlice(rng, 2048)
-	w16 := make([]uint16, len(w))
-	for i := range w16 {
-		w16[i] = float16.Fromfloat32(w[i]).Bits()
+	bias := randSlice(rng, 2048)
+	ws, ws16 := make([][]float32, len(convs)+1), make([][]uint16, len(convs)+1)
+	for i := range ws {
+		n := 1000 * 2048 // the inner product's
+		if i < len(convs) {
+			p := convs[i]
+			n = p.OutC * p.InC * p.KH * p.KW
+		}
+		ws[i] = randSlice(rng, n)
+		ws16[i] = make([]uint16, n)
+		for j, v := range ws[i] {
+			ws16[i][j] = float16.Fromfloat32(v).Bits()
+		}
 	}
-	wide := make([]float32, len(w))
+	fc := ws[len(convs)]
+	wide := make([]float32, maxW)
 	scratch := make([]float32, maxScratch)
 	for _, mode := range []string{"f32", "f16", "f16-widen"} {
 		for _, threads := range []int{1, 2} {
@@ -201,19 +213,18 @@ func BenchmarkResNet50Convs(b *testing.B) {
 				}
 				b.ReportAllocs()
 				timed(b, flops, "GFLOP/s", threads == 1, func() {
-					for _, p := range convs {
-						nw := p.OutC * p.InC * p.KH * p.KW
+					for i, p := range convs {
 						switch mode {
 						case "f32":
-							Conv2D(r, p, in, w, bias[:p.OutC], out, scratch, Act{ReLU: true})
+							Conv2D(r, p, in, ws[i], bias[:p.OutC], out, scratch, Act{ReLU: true})
 						case "f16":
-							Conv2DF16(r, p, in, w16, bias[:p.OutC], out, scratch, Act{ReLU: true})
+							Conv2DF16(r, p, in, ws16[i], bias[:p.OutC], out, scratch, Act{ReLU: true})
 						default:
-							WidenF16(wide[:nw], w16[:nw])
+							WidenF16(wide[:len(ws16[i])], ws16[i])
 							Conv2D(r, p, in, wide, bias[:p.OutC], out, scratch, Act{ReLU: true})
 						}
 					}
-					InnerProduct(r, in[:2048], w[:1000*2048], bias[:1000], out[:1000], Act{})
+					InnerProduct(r, in[:2048], fc, bias[:1000], out[:1000], Act{})
 				})
 				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/image")
 			})

@@ -12,10 +12,11 @@ import "simd/archsimd"
 // GEMM remains the fallback on CPUs without AVX2 and FMA, and the twin the
 // tests compare with.
 
-// asmKernel is the signature of the generated micro-kernels: a gemmMR x
-// (vectors*lanes) tile of C from gemmMR rows of A read in place (lda
-// apart) and a packed sliver of B (see gemmKernel in _asm/gemm.go).
-type asmKernel func(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32)
+// asmKernel is the signature of the generated micro-kernels: a rows x
+// (vectors*lanes) tile of C from rows of A read in place (lda apart) and a
+// packed sliver of B, the last vector's columns masked to last (see
+// gemmKernel in _asm/gemm.go).
+type asmKernel func(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
 
 // Epilogue flags of the micro-kernels (_asm/gemm.go has the same values).
 const (
@@ -42,7 +43,7 @@ const (
 type variant struct {
 	name    string
 	lanes   int
-	kernels []asmKernel // kernels[v-1] computes v vectors of columns
+	kernels [asmMR][]asmKernel // kernels[r-1][v-1] computes r rows, v vectors of columns
 	peak    func(n int) // fmaPeak loop (see peak.go)
 }
 
@@ -59,21 +60,35 @@ func (v *variant) pack(dst *float32, width, cols int, src *float32, rows *int, k
 	}
 }
 
-func (v *variant) nr() int { return len(v.kernels) * v.lanes }
+func (v *variant) nr() int { return len(v.kernels[0]) * v.lanes }
 
 func (v *variant) nc() int { return 1024 / v.nr() * v.nr() }
 
 func (v *variant) layout() wsLayout {
-	return wsLayout{b: asmKC * v.nc(), col: asmKC * v.nc(), tile: asmMR * v.nr(), a: (asmMC + asmMR) * asmKC}
+	return wsLayout{b: asmKC * v.nc(), a: asmMC * asmKC}
 }
 
 var (
 	variantAVX512 = &variant{name: "asm-avx512", lanes: 16,
-		kernels: []asmKernel{gemm6x1AVX512, gemm6x2AVX512, gemm6x3AVX512, gemm6x4AVX512},
-		peak:    fmaPeakAVX512}
+		kernels: [asmMR][]asmKernel{
+			{gemm1x1AVX512, gemm1x2AVX512, gemm1x3AVX512, gemm1x4AVX512},
+			{gemm2x1AVX512, gemm2x2AVX512, gemm2x3AVX512, gemm2x4AVX512},
+			{gemm3x1AVX512, gemm3x2AVX512, gemm3x3AVX512, gemm3x4AVX512},
+			{gemm4x1AVX512, gemm4x2AVX512, gemm4x3AVX512, gemm4x4AVX512},
+			{gemm5x1AVX512, gemm5x2AVX512, gemm5x3AVX512, gemm5x4AVX512},
+			{gemm6x1AVX512, gemm6x2AVX512, gemm6x3AVX512, gemm6x4AVX512},
+		},
+		peak: fmaPeakAVX512}
 	variantAVX2 = &variant{name: "asm-avx2", lanes: 8,
-		kernels: []asmKernel{gemm6x1AVX2, gemm6x2AVX2},
-		peak:    fmaPeakAVX2}
+		kernels: [asmMR][]asmKernel{
+			{gemm1x1AVX2, gemm1x2AVX2},
+			{gemm2x1AVX2, gemm2x2AVX2},
+			{gemm3x1AVX2, gemm3x2AVX2},
+			{gemm4x1AVX2, gemm4x2AVX2},
+			{gemm5x1AVX2, gemm5x2AVX2},
+			{gemm6x1AVX2, gemm6x2AVX2},
+		},
+		peak: fmaPeakAVX2}
 )
 
 // availableVariants lists the assembly variants this CPU runs, best first:
@@ -195,10 +210,10 @@ func gemmAsm(v *variant, ws *workspace, g *gemmArgs) {
 }
 
 // asmBlock computes rows ic..ic+mcur-1, columns jc..jc+ncur-1 of C for the
-// K slice pc..pc+kc-1, whose panel of B is packed in ws.b. Whole groups of
-// asmMR rows read A in place; a last, partial group is copied into ws.a
-// with zero rows below it. Full tiles go straight to C; partial ones
-// through ws.tile and the vector epilogue.
+// K slice pc..pc+kc-1, whose panel of B is packed in ws.b: groups of up to
+// asmMR rows times each sliver, one micro-kernel call each, straight into
+// C (the kernels mask the columns past ncur). Float16 A is widened into
+// ws.a first, the block's rows kc apart.
 func asmBlock(v *variant, ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc int) {
 	L, nr := v.lanes, v.nr()
 	first, last := pc == 0, pc+kc == g.k
@@ -215,60 +230,31 @@ func asmBlock(v *variant, ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc
 			flags |= flagLeaky
 		}
 	}
-	full := mcur / asmMR * asmMR
-	var pad []float32
+	// Row r of the block's A is a[(a0+r)*lda+k0:], for kc values.
+	a, lda, a0, k0 := g.a, g.lda, ic, pc
 	if g.a16 != nil {
-		// Float16 A: the block's rows widened into ws.a (kc apart), zero
-		// rows up to a whole group.
-		rows := (mcur + asmMR - 1) / asmMR * asmMR
-		pad = ws.a[:rows*kc]
-		for r := 0; r < rows; r++ {
-			dst := pad[r*kc : (r+1)*kc]
-			if row := ic + r; row < ic+mcur {
-				widenF16(dst, g.a16[row*g.lda+pc:row*g.lda+pc+kc])
-			} else {
-				clear(dst)
-			}
-		}
-	} else if full < mcur {
-		pad = ws.a[:asmMR*kc]
-		for r := 0; r < asmMR; r++ {
-			dst := pad[r*kc : (r+1)*kc]
-			if row := ic + full + r; row < ic+mcur {
-				copy(dst, g.a[row*g.lda+pc:row*g.lda+pc+kc])
-			} else {
-				clear(dst)
-			}
+		a, lda, a0, k0 = ws.a[:mcur*kc], kc, 0, 0
+		for r := 0; r < mcur; r++ {
+			row := (ic + r) * g.lda
+			widenF16(a[r*kc:(r+1)*kc], g.a16[row+pc:row+pc+kc])
 		}
 	}
 	for jr := 0; jr < ncur; jr += nr {
 		cols := min(nr, ncur-jr)
 		width := sliverWidth(cols, nr, L)
-		kern := v.kernels[width/L-1]
+		kerns := v.kernels[:]
+		lastLanes := cols - (width - L)
 		bp := ws.b[jr*kc : jr*kc+kc*width]
 		for i := 0; i < mcur; i += asmMR {
-			row, rows := ic+i, min(asmMR, mcur-i)
-			var a []float32
-			lda := kc
-			switch {
-			case g.a16 != nil:
-				a = pad[i*kc : (i+asmMR)*kc]
-			case rows < asmMR:
-				a = pad
-			default:
-				a, lda = g.a[row*g.lda+pc:(row+asmMR-1)*g.lda+pc+kc], g.lda
+			rows := min(asmMR, mcur-i)
+			ar := a[(a0+i)*lda+k0 : (a0+i+rows-1)*lda+k0+kc]
+			cr := ic + i
+			c := g.c[cr*g.ldc+jc+jr : (cr+rows-1)*g.ldc+jc+jr+cols]
+			var bias *float32
+			if flags&flagBias != 0 {
+				bias = &g.bias[cr : cr+rows][0]
 			}
-			if rows == asmMR && cols == width {
-				c := g.c[row*g.ldc+jc+jr : (row+asmMR-1)*g.ldc+jc+jr+width]
-				var bias *float32
-				if flags&flagBias != 0 {
-					bias = &g.bias[row : row+asmMR][0]
-				}
-				kern(kc, &a[0], lda, &bp[0], &c[0], g.ldc, bias, flags, g.act.Slope)
-				continue
-			}
-			kern(kc, &a[0], lda, &bp[0], &ws.tile[:asmMR*nr][0], nr, nil, 0, 0)
-			epilogue(ws.tile, nr, g.c[row*g.ldc+jc+jr:], g.ldc, rows, cols, g.bias, row, first, last, g.act)
+			kerns[rows-1][width/L-1](kc, &ar[0], lda, &bp[0], &c[0], g.ldc, bias, flags, g.act.Slope, lastLanes)
 		}
 	}
 }

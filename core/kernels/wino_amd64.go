@@ -108,7 +108,7 @@ func winoPhase(t *winoTask, w, nw int, ws *workspace) {
 			b := sc[s.uOff+qi*s.uStride+sl*p.InC*64 : s.uOff+qi*s.uStride+(sl+1)*p.InC*64]
 			c := sc[s.mOff+qi*s.mStride : s.mOff+(qi+1)*s.mStride]
 			for r0 := 0; r0 < s.tp; r0 += asmMR {
-				gemm6x4AVX512(p.InC, &v[r0*p.InC], p.InC, &b[0], &c[r0*p.OutC+sl*64], p.OutC, nil, 0, 0)
+				gemm6x4AVX512(p.InC, &v[r0*p.InC], p.InC, &b[0], &c[r0*p.OutC+sl*64], p.OutC, nil, 0, 0, 16)
 			}
 		}
 	case 3:

@@ -33,29 +33,40 @@ const (
 // gemmMR is the number of rows of A (output channels) of every micro-kernel.
 const gemmMR = 6
 
-// gemmKernels emits the micro-kernels the driver uses: 6 rows of A times 1
-// to 4 vectors of B with AVX-512 (the 4-vector tile for full slivers,
-// narrower ones for the last sliver of a panel), 1 to 2 vectors with AVX2.
-// The tiles measured against these are listed in core/kernels/doc.go.
+// prefetchDistance is how far ahead of the k loop the rows of A are
+// prefetched, in bytes.
+const prefetchDistance = 0 // measured: 256 and 512 bytes ahead made no difference (within 3%)
+
+// gemmKernels emits the micro-kernels the driver uses: up to 6 rows of A
+// times 1 to 4 vectors of B with AVX-512 (6 x 4 for whole tiles, the others
+// for the last rows of a block and the last sliver of a panel), 1 to 2
+// vectors with AVX2. The tiles measured against these are listed in
+// core/kernels/doc.go.
 func gemmKernels() {
-	for nrv := 1; nrv <= 4; nrv++ {
-		gemmKernel(avx512, gemmMR, nrv)
+	for mr := 1; mr <= gemmMR; mr++ {
+		for nrv := 1; nrv <= 4; nrv++ {
+			gemmKernel(avx512, mr, nrv)
+		}
 	}
-	for nrv := 1; nrv <= 2; nrv++ {
-		gemmKernel(avx2, gemmMR, nrv)
+	for mr := 1; mr <= gemmMR; mr++ {
+		for nrv := 1; nrv <= 2; nrv++ {
+			gemmKernel(avx2, mr, nrv)
+		}
 	}
 }
 
 // gemmKernel emits a micro-kernel computing an mr x nrv-vector tile of C:
 //
-//	func gemm<mr>x<nrv><ISA>(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32)
+//	func gemm<mr>x<nrv><ISA>(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
 //
 // Row r of the tile's A is the k values at a + r*lda (read in place: each
 // is a contiguous run of weights); b is a packed sliver of B, k steps of
-// nrv*lanes values; the tile's rows are ldc floats apart in c. The
-// accumulators stay in registers across the k rank-1 updates (each a
-// broadcast of one value of A times the sliver's vectors); the epilogue
-// (flags) runs on them before the single store.
+// nrv*lanes values; the tile's rows are ldc floats apart in c, and only
+// the first last (1..lanes) columns of its last vector are C's (the
+// others are neither read nor written: masked). The accumulators stay in
+// registers across the k rank-1 updates (each a broadcast of one value of A
+// times the sliver's vectors); the epilogue (flags) runs on them before the
+// single store.
 func gemmKernel(s isa, mr, nrv int) {
 	name := fmt.Sprintf("gemm%dx%d%s", mr, nrv, s.name)
 	nacc := mr * nrv
@@ -63,7 +74,7 @@ func gemmKernel(s isa, mr, nrv int) {
 	if nbc < 1 || nrv > 4 {
 		panic(name + ": too many registers")
 	}
-	TEXT(name, NOSPLIT, "func(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32)")
+	TEXT(name, NOSPLIT, "func(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32, last int)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s computes a %d x %d tile of C = A*B (see gemmKernel in the generator).", name, mr, nrv*s.lanes))
 	acc := func(r, v int) VecPhysical { return s.reg(r*nrv + v) }
@@ -122,6 +133,14 @@ func gemmKernel(s isa, mr, nrv int) {
 	for u := 0; u < unroll; u++ {
 		step(u)
 	}
+	// A is read in place from the filters, which stream from memory once
+	// per image: prefetch each row prefetchDistance bytes ahead (the
+	// hardware prefetchers see six strided streams late).
+	for r := 0; r < mr && prefetchDistance > 0; r++ {
+		m := aMem(0, r)
+		m.Disp += prefetchDistance
+		PREFETCHT0(m)
+	}
 	advance(unroll)
 	SUBQ(U8(unroll), k)
 	JMP(LabelRef(name + "_loop4"))
@@ -139,6 +158,19 @@ func gemmKernel(s isa, mr, nrv int) {
 	SHLQ(U8(2), ldc)
 	flags := Load(Param("flags"), GP64())
 	row := GP64()
+	// The last vector's lane mask: K1 with AVX-512, a vector register
+	// (the last free one) with AVX2; full tells the unmasked path.
+	last := Load(Param("last"), GP64())
+	var lastMask mask
+	if s.lanes == 16 {
+		lastMask = setMask(s, last, false, 0)
+	} else {
+		lastMask = setMask(s, last, false, s.nregs-1)
+	}
+	full := func(label string) {
+		CMPQ(last, U8(s.lanes))
+		JE(LabelRef(label))
+	}
 	eachRow := func(f func(r int)) {
 		MOVQ(pc, row)
 		for r := 0; r < mr; r++ {
@@ -148,9 +180,24 @@ func gemmKernel(s isa, mr, nrv int) {
 			}
 		}
 	}
-	// C += product.
+	// C += product, the last vector masked unless full.
 	TESTQ(U32(flagAccumulate), flags)
 	JZ(LabelRef(name + "_noacc"))
+	full(name + "_accfull")
+	eachRow(func(r int) {
+		for v := 0; v < nrv-1; v++ {
+			VADDPS(Mem{Base: row, Disp: v * vbytes}, acc(r, v), acc(r, v))
+		}
+		m := Mem{Base: row, Disp: (nrv - 1) * vbytes}
+		if s.lanes == 16 {
+			VADDPS(m, acc(r, nrv-1), lastMask.k, acc(r, nrv-1))
+		} else {
+			VMASKMOVPS(m, lastMask.v, free(0))
+			VADDPS(free(0), acc(r, nrv-1), acc(r, nrv-1))
+		}
+	})
+	JMP(LabelRef(name + "_noacc"))
+	Label(name + "_accfull")
 	eachRow(func(r int) {
 		for v := 0; v < nrv; v++ {
 			VADDPS(Mem{Base: row, Disp: v * vbytes}, acc(r, v), acc(r, v))
@@ -192,6 +239,21 @@ func gemmKernel(s isa, mr, nrv int) {
 		}
 	}
 	Label(name + "_store")
+	full(name + "_storefull")
+	eachRow(func(r int) {
+		for v := 0; v < nrv-1; v++ {
+			VMOVUPS(acc(r, v), Mem{Base: row, Disp: v * vbytes})
+		}
+		m := Mem{Base: row, Disp: (nrv - 1) * vbytes}
+		if s.lanes == 16 {
+			VMOVUPS(acc(r, nrv-1), lastMask.k, m)
+		} else {
+			VMASKMOVPS(acc(r, nrv-1), lastMask.v, m)
+		}
+	})
+	VZEROUPPER()
+	RET()
+	Label(name + "_storefull")
 	eachRow(func(r int) {
 		for v := 0; v < nrv; v++ {
 			VMOVUPS(acc(r, v), Mem{Base: row, Disp: v * vbytes})

@@ -35,3 +35,7 @@ func widenF16(dst []float32, src []uint16) { widenF16Generic(dst, src) }
 const hasAsm = false
 
 func usesImageB() bool { return false }
+
+func maxInto(m, x []float32) { maxIntoGeneric(m, x) }
+
+func windowMax(dst, src []float32, k int) { windowMaxGeneric(dst, src, k) }

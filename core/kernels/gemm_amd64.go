@@ -44,7 +44,7 @@ type variant struct {
 	name    string
 	lanes   int
 	kernels [asmMR][]asmKernel // kernels[r-1][v-1] computes r rows, v vectors of columns
-	peak    func(n int) // fmaPeak loop (see peak.go)
+	peak    func(n int)        // fmaPeak loop (see peak.go)
 }
 
 // pack packs one sliver of B from runs of src (see packSliver in

@@ -8939,22 +8939,24 @@ TEXT ·cpuidF16C(SB), NOSPLIT, $0-1
 	MOVB CL, ret+0(FP)
 	RET
 
-// func winoWeightsF4AVX512(u *float32, uStride int, w *float32, inC int)
+// func winoWeightsF4AVX512(u *float32, uStride int, ldu int, w *float32, inC int)
 // Requires: AVX, AVX512F
-TEXT ·winoWeightsF4AVX512(SB), $1152-32
+TEXT ·winoWeightsF4AVX512(SB), $1152-40
 	MOVQ u+0(FP), AX
 	MOVQ uStride+8(FP), CX
 	SHLQ $0x02, CX
-	MOVQ w+16(FP), DX
-	MOVQ inC+24(FP), BX
+	MOVQ ldu+16(FP), DX
+	SHLQ $0x02, DX
+	MOVQ w+24(FP), BX
+	MOVQ inC+32(FP), SI
 
 winoWeightsF4AVX512_ic:
-	TESTQ            BX, BX
+	TESTQ            SI, SI
 	JE               winoWeightsF4AVX512_done
-	MOVQ             AX, SI
-	VMOVUPS          (DX), Z0
-	VMOVUPS          192(DX), Z1
-	VMOVUPS          384(DX), Z2
+	MOVQ             AX, DI
+	VMOVUPS          (BX), Z0
+	VMOVUPS          192(BX), Z1
+	VMOVUPS          384(BX), Z2
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
 	VMOVUPS          Z16, (SP)
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
@@ -8975,9 +8977,9 @@ winoWeightsF4AVX512_ic:
 	VMOVUPS          Z20, 768(SP)
 	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, 960(SP)
-	VMOVUPS          64(DX), Z0
-	VMOVUPS          256(DX), Z1
-	VMOVUPS          448(DX), Z2
+	VMOVUPS          64(BX), Z0
+	VMOVUPS          256(BX), Z1
+	VMOVUPS          448(BX), Z2
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
 	VMOVUPS          Z16, 64(SP)
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
@@ -8998,9 +9000,9 @@ winoWeightsF4AVX512_ic:
 	VMOVUPS          Z20, 832(SP)
 	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
 	VMOVUPS          Z21, 1024(SP)
-	VMOVUPS          128(DX), Z0
-	VMOVUPS          320(DX), Z1
-	VMOVUPS          512(DX), Z2
+	VMOVUPS          128(BX), Z0
+	VMOVUPS          320(BX), Z1
+	VMOVUPS          512(BX), Z2
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
 	VMOVUPS          Z16, 128(SP)
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
@@ -9025,179 +9027,179 @@ winoWeightsF4AVX512_ic:
 	VMOVUPS          64(SP), Z1
 	VMOVUPS          128(SP), Z2
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
-	VMOVUPS          Z16, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z16, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
-	VMOVUPS          Z17, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z17, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
 	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
-	VMOVUPS          Z18, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z18, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
 	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
-	VMOVUPS          Z19, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z19, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
 	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
 	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
-	VMOVUPS          Z20, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z20, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
-	VMOVUPS          Z21, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z21, (DI)
+	ADDQ             CX, DI
 	VMOVUPS          192(SP), Z0
 	VMOVUPS          256(SP), Z1
 	VMOVUPS          320(SP), Z2
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
-	VMOVUPS          Z16, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z16, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
-	VMOVUPS          Z17, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z17, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
 	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
-	VMOVUPS          Z18, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z18, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
 	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
-	VMOVUPS          Z19, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z19, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
 	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
 	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
-	VMOVUPS          Z20, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z20, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
-	VMOVUPS          Z21, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z21, (DI)
+	ADDQ             CX, DI
 	VMOVUPS          384(SP), Z0
 	VMOVUPS          448(SP), Z1
 	VMOVUPS          512(SP), Z2
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
-	VMOVUPS          Z16, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z16, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
-	VMOVUPS          Z17, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z17, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
 	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
-	VMOVUPS          Z18, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z18, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
 	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
-	VMOVUPS          Z19, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z19, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
 	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
 	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
-	VMOVUPS          Z20, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z20, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
-	VMOVUPS          Z21, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z21, (DI)
+	ADDQ             CX, DI
 	VMOVUPS          576(SP), Z0
 	VMOVUPS          640(SP), Z1
 	VMOVUPS          704(SP), Z2
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
-	VMOVUPS          Z16, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z16, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
-	VMOVUPS          Z17, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z17, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
 	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
-	VMOVUPS          Z18, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z18, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
 	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
-	VMOVUPS          Z19, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z19, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
 	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
 	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
-	VMOVUPS          Z20, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z20, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
-	VMOVUPS          Z21, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z21, (DI)
+	ADDQ             CX, DI
 	VMOVUPS          768(SP), Z0
 	VMOVUPS          832(SP), Z1
 	VMOVUPS          896(SP), Z2
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
-	VMOVUPS          Z16, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z16, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
-	VMOVUPS          Z17, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z17, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
 	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
-	VMOVUPS          Z18, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z18, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
 	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
-	VMOVUPS          Z19, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z19, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
 	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
 	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
-	VMOVUPS          Z20, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z20, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
-	VMOVUPS          Z21, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z21, (DI)
+	ADDQ             CX, DI
 	VMOVUPS          960(SP), Z0
 	VMOVUPS          1024(SP), Z1
 	VMOVUPS          1088(SP), Z2
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z16
-	VMOVUPS          Z16, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z16, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z1, Z17
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z17
-	VMOVUPS          Z17, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z17, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+4(SB), Z0, Z18
 	VFMADD231PS.BCST winoConst<>+8(SB), Z1, Z18
 	VFMADD231PS.BCST winoConst<>+4(SB), Z2, Z18
-	VMOVUPS          Z18, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z18, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+12(SB), Z0, Z19
 	VFMADD231PS.BCST winoConst<>+16(SB), Z1, Z19
 	VFMADD231PS.BCST winoConst<>+20(SB), Z2, Z19
-	VMOVUPS          Z19, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z19, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+16(SB), Z0, Z20
 	VFMADD231PS.BCST winoConst<>+24(SB), Z1, Z20
 	VFMADD231PS.BCST winoConst<>+28(SB), Z2, Z20
-	VMOVUPS          Z20, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z20, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z2, Z21
-	VMOVUPS          Z21, (SI)
-	ADDQ             CX, SI
-	ADDQ             $0x00000100, AX
-	ADDQ             $0x00000240, DX
-	DECQ             BX
+	VMOVUPS          Z21, (DI)
+	ADDQ             CX, DI
+	ADDQ             DX, AX
+	ADDQ             $0x00000240, BX
+	DECQ             SI
 	JMP              winoWeightsF4AVX512_ic
 
 winoWeightsF4AVX512_done:
@@ -10319,22 +10321,24 @@ winoOutputF4AVX512_done:
 	VZEROUPPER
 	RET
 
-// func winoWeightsF2AVX512(u *float32, uStride int, w *float32, inC int)
+// func winoWeightsF2AVX512(u *float32, uStride int, ldu int, w *float32, inC int)
 // Requires: AVX, AVX512F
-TEXT ·winoWeightsF2AVX512(SB), $768-32
+TEXT ·winoWeightsF2AVX512(SB), $768-40
 	MOVQ u+0(FP), AX
 	MOVQ uStride+8(FP), CX
 	SHLQ $0x02, CX
-	MOVQ w+16(FP), DX
-	MOVQ inC+24(FP), BX
+	MOVQ ldu+16(FP), DX
+	SHLQ $0x02, DX
+	MOVQ w+24(FP), BX
+	MOVQ inC+32(FP), SI
 
 winoWeightsF2AVX512_ic:
-	TESTQ            BX, BX
+	TESTQ            SI, SI
 	JE               winoWeightsF2AVX512_done
-	MOVQ             AX, SI
-	VMOVUPS          (DX), Z0
-	VMOVUPS          192(DX), Z1
-	VMOVUPS          384(DX), Z2
+	MOVQ             AX, DI
+	VMOVUPS          (BX), Z0
+	VMOVUPS          192(BX), Z1
+	VMOVUPS          384(BX), Z2
 	VMOVAPS          Z0, Z16
 	VMOVUPS          Z16, (SP)
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
@@ -10347,9 +10351,9 @@ winoWeightsF2AVX512_ic:
 	VMOVUPS          Z18, 384(SP)
 	VMOVAPS          Z2, Z19
 	VMOVUPS          Z19, 576(SP)
-	VMOVUPS          64(DX), Z0
-	VMOVUPS          256(DX), Z1
-	VMOVUPS          448(DX), Z2
+	VMOVUPS          64(BX), Z0
+	VMOVUPS          256(BX), Z1
+	VMOVUPS          448(BX), Z2
 	VMOVAPS          Z0, Z16
 	VMOVUPS          Z16, 64(SP)
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
@@ -10362,9 +10366,9 @@ winoWeightsF2AVX512_ic:
 	VMOVUPS          Z18, 448(SP)
 	VMOVAPS          Z2, Z19
 	VMOVUPS          Z19, 640(SP)
-	VMOVUPS          128(DX), Z0
-	VMOVUPS          320(DX), Z1
-	VMOVUPS          512(DX), Z2
+	VMOVUPS          128(BX), Z0
+	VMOVUPS          320(BX), Z1
+	VMOVUPS          512(BX), Z2
 	VMOVAPS          Z0, Z16
 	VMOVUPS          Z16, 128(SP)
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
@@ -10381,81 +10385,81 @@ winoWeightsF2AVX512_ic:
 	VMOVUPS          64(SP), Z1
 	VMOVUPS          128(SP), Z2
 	VMOVAPS          Z0, Z16
-	VMOVUPS          Z16, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z16, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
 	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
 	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
-	VMOVUPS          Z17, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z17, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
 	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
 	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
-	VMOVUPS          Z18, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z18, (DI)
+	ADDQ             CX, DI
 	VMOVAPS          Z2, Z19
-	VMOVUPS          Z19, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z19, (DI)
+	ADDQ             CX, DI
 	VMOVUPS          192(SP), Z0
 	VMOVUPS          256(SP), Z1
 	VMOVUPS          320(SP), Z2
 	VMOVAPS          Z0, Z16
-	VMOVUPS          Z16, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z16, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
 	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
 	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
-	VMOVUPS          Z17, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z17, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
 	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
 	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
-	VMOVUPS          Z18, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z18, (DI)
+	ADDQ             CX, DI
 	VMOVAPS          Z2, Z19
-	VMOVUPS          Z19, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z19, (DI)
+	ADDQ             CX, DI
 	VMOVUPS          384(SP), Z0
 	VMOVUPS          448(SP), Z1
 	VMOVUPS          512(SP), Z2
 	VMOVAPS          Z0, Z16
-	VMOVUPS          Z16, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z16, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
 	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
 	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
-	VMOVUPS          Z17, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z17, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
 	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
 	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
-	VMOVUPS          Z18, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z18, (DI)
+	ADDQ             CX, DI
 	VMOVAPS          Z2, Z19
-	VMOVUPS          Z19, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z19, (DI)
+	ADDQ             CX, DI
 	VMOVUPS          576(SP), Z0
 	VMOVUPS          640(SP), Z1
 	VMOVUPS          704(SP), Z2
 	VMOVAPS          Z0, Z16
-	VMOVUPS          Z16, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z16, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z17
 	VFMADD231PS.BCST winoConst<>+0(SB), Z1, Z17
 	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z17
-	VMOVUPS          Z17, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z17, (DI)
+	ADDQ             CX, DI
 	VMULPS.BCST      winoConst<>+0(SB), Z0, Z18
 	VFMADD231PS.BCST winoConst<>+88(SB), Z1, Z18
 	VFMADD231PS.BCST winoConst<>+0(SB), Z2, Z18
-	VMOVUPS          Z18, (SI)
-	ADDQ             CX, SI
+	VMOVUPS          Z18, (DI)
+	ADDQ             CX, DI
 	VMOVAPS          Z2, Z19
-	VMOVUPS          Z19, (SI)
-	ADDQ             CX, SI
-	ADDQ             $0x00000100, AX
-	ADDQ             $0x00000240, DX
-	DECQ             BX
+	VMOVUPS          Z19, (DI)
+	ADDQ             CX, DI
+	ADDQ             DX, AX
+	ADDQ             $0x00000240, BX
+	DECQ             SI
 	JMP              winoWeightsF2AVX512_ic
 
 winoWeightsF2AVX512_done:

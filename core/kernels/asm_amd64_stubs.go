@@ -221,7 +221,7 @@ func cpuidF16C() bool
 // winoWeightsF4AVX512 transforms the 3x3 filters of 16 output channels (see weights in the generator).
 //
 //go:noescape
-func winoWeightsF4AVX512(u *float32, uStride int, w *float32, inC int)
+func winoWeightsF4AVX512(u *float32, uStride int, ldu int, w *float32, inC int)
 
 // winoInputF4AVX512 transforms one input tile (see input in the generator).
 //
@@ -236,7 +236,7 @@ func winoOutputF4AVX512(out *float32, ow int, groupStride int, m *float32, mStri
 // winoWeightsF2AVX512 transforms the 3x3 filters of 16 output channels (see weights in the generator).
 //
 //go:noescape
-func winoWeightsF2AVX512(u *float32, uStride int, w *float32, inC int)
+func winoWeightsF2AVX512(u *float32, uStride int, ldu int, w *float32, inC int)
 
 // winoInputF2AVX512 transforms one input tile (see input in the generator).
 //

@@ -119,21 +119,21 @@ func actScalar(x float32, a Act) float32 {
 
 // workspace holds one worker's GEMM buffers: b for a packed panel of B,
 // tile for one micro-tile of C before its epilogue, col for one panel of an
-// im2col matrix before it is packed, a for rows of A the assembly GEMM
-// stages (float16 widened, or a last block of rows padded with zeros). The
-// scalar build needs none.
+// im2col matrix before it is packed (the simd GEMM), a for the rows of A
+// the assembly GEMM widens from float16, u for a chunk of Winograd's
+// transformed filters. The scalar build needs none.
 type workspace struct {
-	b, tile, col, a []float32
+	b, tile, col, a, u []float32
 }
 
 // wsLayout is the size of each buffer of a workspace, in float32s.
-type wsLayout struct{ b, tile, col, a int }
+type wsLayout struct{ b, tile, col, a, u int }
 
 func (l wsLayout) max(o wsLayout) wsLayout {
-	return wsLayout{max(l.b, o.b), max(l.tile, o.tile), max(l.col, o.col), max(l.a, o.a)}
+	return wsLayout{max(l.b, o.b), max(l.tile, o.tile), max(l.col, o.col), max(l.a, o.a), max(l.u, o.u)}
 }
 
-func (l wsLayout) size() int { return l.b + l.tile + l.col + l.a }
+func (l wsLayout) size() int { return l.b + l.tile + l.col + l.a + l.u }
 
 // workspaceSize is the number of float32s of one worker's GEMM buffers: the
 // largest any GEMM of this build (any variant chosen at run time) needs.
@@ -148,6 +148,6 @@ func newWorkspace(buf []float32) workspace {
 		buf = buf[n:]
 		return s
 	}
-	ws.b, ws.tile, ws.col, ws.a = cut(l.b), cut(l.tile), cut(l.col), cut(l.a)
+	ws.b, ws.tile, ws.col, ws.a, ws.u = cut(l.b), cut(l.tile), cut(l.col), cut(l.a), cut(l.u)
 	return ws
 }

@@ -39,6 +39,12 @@ const (
 	asmMC = 72
 )
 
+// winoU is the size of a workspace's buffer for Winograd's transformed
+// filters: 64 output channels of F(4x4) with 128 input channels (1.2 MB,
+// which stays in L2 between the transform and the GEMMs), or fewer output
+// channels per chunk with more input channels (up to 512).
+const winoU = 36 * (128*64 + 16)
+
 // variant is one instruction set's set of micro-kernels.
 type variant struct {
 	name    string
@@ -65,7 +71,7 @@ func (v *variant) nr() int { return len(v.kernels[0]) * v.lanes }
 func (v *variant) nc() int { return 1024 / v.nr() * v.nr() }
 
 func (v *variant) layout() wsLayout {
-	return wsLayout{b: asmKC * v.nc(), a: asmMC * asmKC}
+	return wsLayout{b: asmKC * v.nc(), a: asmMC * asmKC, u: winoU}
 }
 
 var (

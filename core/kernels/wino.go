@@ -15,52 +15,60 @@ package kernels
 // it (wino_amd64.go); the layout below is shared.
 
 // winoShape is the geometry of one Winograd convolution and its scratch,
-// after the calling goroutine's GEMM workspace: U (the transformed filters,
-// packed as the GEMM's B: slivers of 64 output channels), the padded input
-// in channel blocks of 16 (pad[c/16][y][x][c%16]: the transforms load 16
-// channels of a pixel as one vector), V (tiles x InC per position, the
-// GEMM's A), M (tiles x OutC per position, the GEMM's C) and the output in
-// channel blocks, before it is transposed into place. Tile rows are rounded
-// up to whole groups of asmMR.
+// after the calling goroutine's GEMM workspace: the padded input in channel
+// blocks of 16 (pad[c/16][y][x][c%16]: the transforms load 16 channels of a
+// pixel as one vector), V (tiles x InC per position, the GEMM's A), M
+// (tiles x OutC per position, the GEMM's C) and the output in channel
+// blocks, before it is transposed into place. U (the transformed filters,
+// packed as the GEMM's B) is made a chunk of output channels at a time in
+// each worker's workspace (workspace.u), right before the GEMMs that read
+// it, so that it stays in L2.
 type winoShape struct {
-	m, a          int // output and input tile sizes, a = m+2
-	th, tw, t, tp int // tiles down, across, in all, and rounded up
-	hp, wp        int // padded input covering every tile's window
-	nsl           int // slivers of 64 output channels
+	m, a   int // output and input tile sizes, a = m+2
+	th, tw int // tiles down and across
+	t      int // tiles in all
+	hp, wp int // padded input covering every tile's window
 
-	wsSize, uOff, uStride, padOff, vOff, vStride, mOff, mStride, yOff, size int
+	wsSize, padOff, vOff, vStride, mOff, mStride, yOff, size int
 }
 
 // winoEligible reports whether Winograd can run p: a 3x3, stride-1,
 // undilated, ungrouped convolution whose channel counts fill whole vectors
-// (InC) and slivers (OutC), with plain ReLU or no activation.
+// (InC) and chunks of 64 (OutC), with plain ReLU or no activation, and
+// whose filters of 16 output channels fit the workspace (see winoChunk).
 func winoEligible(p *ConvParams, act Act) bool {
 	return p.KH == 3 && p.KW == 3 && p.SH == 1 && p.SW == 1 && p.DH == 1 && p.DW == 1 &&
-		p.Group == 1 && p.InC%16 == 0 && p.OutC%64 == 0 && (!act.ReLU || act.Slope == 0)
+		p.Group == 1 && p.InC%16 == 0 && p.OutC%64 == 0 && (!act.ReLU || act.Slope == 0) &&
+		36*(p.InC*16+16) <= gemmLayout().u && 2*16*9*p.InC <= gemmLayout().b
 }
 
 func winoShapeFor(p *ConvParams, m int) winoShape {
 	s := winoShape{m: m, a: m + 2}
 	s.th, s.tw = (p.OutH+m-1)/m, (p.OutW+m-1)/m
 	s.t = s.th * s.tw
-	s.tp = (s.t + 5) / 6 * 6
 	s.hp, s.wp = s.th*m+2, s.tw*m+2
-	s.nsl = p.OutC / 64
 	q := s.a * s.a
-	// One cache line more than the filters of a position: a power-of-two
-	// stride maps the 36 vectors the filter transform writes at once to
-	// one cache set (measured: 10x slower for 512 channels).
-	s.uStride = s.nsl*p.InC*64 + 16
-	s.vStride = s.tp * p.InC
-	s.mStride = s.tp * p.OutC
+	s.vStride = s.t * p.InC
+	s.mStride = s.t * p.OutC
 	s.wsSize = workspaceSize()
-	s.uOff = s.wsSize
-	s.padOff = s.uOff + q*s.uStride
+	s.padOff = s.wsSize
 	s.vOff = s.padOff + p.InC*s.hp*s.wp
 	s.mOff = s.vOff + q*s.vStride
 	s.yOff = s.mOff + q*s.mStride
 	s.size = s.yOff + p.OutC*p.OutH*p.OutW
 	return s
+}
+
+// winoChunk is how many groups of 16 output channels (1, 2 or 4) one unit
+// of the filter-and-GEMM phase takes with nw workers: as many as the
+// workspace's U buffer holds, fewer when that leaves a worker idle.
+func winoChunk(p *ConvParams, a, nw, ubuf int) int {
+	groups := p.OutC / 16
+	cw := 4
+	for cw > 1 && (groups/cw < nw || a*a*(p.InC*16*cw+16) > ubuf) {
+		cw /= 2
+	}
+	return cw
 }
 
 // winoScratch is the most scratch a Winograd convolution of p can take.
@@ -84,8 +92,9 @@ type winoTask struct {
 
 func (t *winoTask) run(w, nw int, ws *workspace) { winoPhase(t, w, nw, ws) }
 
-// winoPhases is the number of phases: filters and padded input, input
-// transform, GEMMs, output transform, output transposed into place.
+// winoPhases is the number of phases: padded input, input transform,
+// filter transform and GEMMs, output transform, output transposed into
+// place.
 const winoPhases = 5
 
 // winograd runs a Winograd convolution on r's workers, phase by phase; the

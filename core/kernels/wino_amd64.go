@@ -6,9 +6,7 @@ package kernels
 // convolution: Winograd needs the AVX-512 variant (its transforms gather
 // and scatter 16 channels at once).
 func winoPlan(p *ConvParams, act Act) int {
-	// The filter transform stages two channel-blocked copies of 16 output
-	// channels' filters in the workspace: at most 512 input channels.
-	if active != variantAVX512 || !winoEligible(p, act) || 2*16*9*p.InC > gemmLayout().b {
+	if active != variantAVX512 || !winoEligible(p, act) {
 		return 0
 	}
 	if winoForce >= 0 {
@@ -40,30 +38,9 @@ func winoPhase(t *winoTask, w, nw int, ws *workspace) {
 	q := s.a * s.a
 	switch t.phase {
 	case 0:
-		// The filters of 16 output channels at a time: transposed into
-		// channel blocks in ws.b (tap-major, 16 channels per vector),
-		// then transformed into U.
-		e := p.InC * 9
-		wt := ws.b[:e*16]
-		lo, hi := share(p.OutC/16, w, nw)
-		for g := lo; g < hi; g++ {
-			var f []float32
-			if t.w16 != nil {
-				f = ws.b[e*16 : 2*e*16]
-				widenF16(f, t.w16[g*16*e:(g+1)*16*e])
-			} else {
-				f = t.w[g*16*e : (g+1)*16*e]
-			}
-			for e0 := 0; e0 < e; e0 += 16 {
-				transpose16AVX512(&wt[e0*16], 16, &f[e0], e, 16, min(16, e-e0))
-			}
-			u := sc[s.uOff+(g/4)*p.InC*64+(g%4)*16:]
-			_ = u[(q-1)*s.uStride+(p.InC-1)*64+15]
-			s.weights(&u[0], s.uStride, &wt[0], p.InC)
-		}
 		// The zero-padded input in channel blocks, one padded row of one
 		// block per unit.
-		lo, hi = share(p.InC/16*s.hp, w, nw)
+		lo, hi := share(p.InC/16*s.hp, w, nw)
 		plane := p.InH * p.InW
 		for unit := lo; unit < hi; unit++ {
 			cg, y := unit/s.hp, unit%s.hp
@@ -82,17 +59,10 @@ func winoPhase(t *winoTask, w, nw int, ws *workspace) {
 			}
 		}
 	case 1:
-		// Input tiles, all channels of one tile per call, into V; the
-		// rows past the last tile are zero.
-		lo, hi := share(s.tp, w, nw)
+		// Input tiles, all channels of one tile per call, into V.
+		lo, hi := share(s.t, w, nw)
 		for tile := lo; tile < hi; tile++ {
 			v := sc[s.vOff+tile*p.InC:]
-			if tile >= s.t {
-				for k := 0; k < q; k++ {
-					clear(v[k*s.vStride : k*s.vStride+p.InC])
-				}
-				continue
-			}
 			_ = v[(q-1)*s.vStride+p.InC-1]
 			ty, tx := tile/s.tw, tile%s.tw
 			src := sc[s.padOff+(ty*s.m*s.wp+tx*s.m)*16:]
@@ -100,15 +70,44 @@ func winoPhase(t *winoTask, w, nw int, ws *workspace) {
 			s.input(&v[0], s.vStride, &src[0], s.wp, p.InC/16, s.hp*s.wp*16)
 		}
 	case 2:
-		// The GEMMs: position qi, sliver sl; rows of V in groups of 6.
-		lo, hi := share(q*s.nsl, w, nw)
-		for u := lo; u < hi; u++ {
-			qi, sl := u/s.nsl, u%s.nsl
-			v := sc[s.vOff+qi*s.vStride : s.vOff+(qi+1)*s.vStride]
-			b := sc[s.uOff+qi*s.uStride+sl*p.InC*64 : s.uOff+qi*s.uStride+(sl+1)*p.InC*64]
-			c := sc[s.mOff+qi*s.mStride : s.mOff+(qi+1)*s.mStride]
-			for r0 := 0; r0 < s.tp; r0 += asmMR {
-				gemm6x4AVX512(p.InC, &v[r0*p.InC], p.InC, &b[0], &c[r0*p.OutC+sl*64], p.OutC, nil, 0, 0, 16)
+		// A chunk of cw groups of 16 output channels per unit: their
+		// filters transposed into channel blocks (tap-major, 16 channels
+		// per vector) in ws.b, transformed into U in ws.u (cw*16 channels
+		// per row, positions uStride apart), then every position's GEMM
+		// for these channels, tiles in groups of up to 6 rows.
+		cw := winoChunk(p, s.a, nw, len(ws.u))
+		ldu := cw * 16
+		uStride := p.InC*ldu + 16 // not a power of two: see winoU
+		u := ws.u[:q*uStride]
+		e := p.InC * 9
+		wt := ws.b[:e*16]
+		lo, hi := share(p.OutC/16/cw, w, nw)
+		for chunk := lo; chunk < hi; chunk++ {
+			for g := chunk * cw; g < (chunk+1)*cw; g++ {
+				var f []float32
+				if t.w16 != nil {
+					f = ws.b[e*16 : 2*e*16]
+					widenF16(f, t.w16[g*16*e:(g+1)*16*e])
+				} else {
+					f = t.w[g*16*e : (g+1)*16*e]
+				}
+				for e0 := 0; e0 < e; e0 += 16 {
+					transpose16AVX512(&wt[e0*16], 16, &f[e0], e, 16, min(16, e-e0))
+				}
+				ug := u[(g-chunk*cw)*16:]
+				_ = ug[(q-1)*uStride+(p.InC-1)*ldu+15]
+				s.weights(&ug[0], uStride, ldu, &wt[0], p.InC)
+			}
+			oc0 := chunk * ldu
+			for qi := 0; qi < q; qi++ {
+				v := sc[s.vOff+qi*s.vStride : s.vOff+(qi+1)*s.vStride]
+				b := u[qi*uStride : qi*uStride+p.InC*ldu]
+				c := sc[s.mOff+qi*s.mStride : s.mOff+(qi+1)*s.mStride]
+				for r0 := 0; r0 < s.t; r0 += asmMR {
+					rows := min(asmMR, s.t-r0)
+					cr := c[r0*p.OutC+oc0 : (r0+rows-1)*p.OutC+oc0+ldu]
+					variantAVX512.kernels[rows-1][cw-1](p.InC, &v[r0*p.InC], p.InC, &b[0], &cr[0], p.OutC, nil, 0, 0, 16)
+				}
 			}
 		}
 	case 3:
@@ -153,11 +152,11 @@ func winoPhase(t *winoTask, w, nw int, ws *workspace) {
 	}
 }
 
-func (s *winoShape) weights(u *float32, uStride int, w *float32, inC int) {
+func (s *winoShape) weights(u *float32, uStride, ldu int, w *float32, inC int) {
 	if s.m == 4 {
-		winoWeightsF4AVX512(u, uStride, w, inC)
+		winoWeightsF4AVX512(u, uStride, ldu, w, inC)
 	} else {
-		winoWeightsF2AVX512(u, uStride, w, inC)
+		winoWeightsF2AVX512(u, uStride, ldu, w, inC)
 	}
 }
 

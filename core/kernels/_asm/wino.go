@@ -180,16 +180,16 @@ func transform2D(p [][]float64, tmp Mem, load func(k, j int, r VecPhysical), sto
 
 // weights emits
 //
-//	func winoWeights<F>(u *float32, uStride int, w *float32, inC int)
+//	func winoWeights<F>(u *float32, uStride, ldu int, w *float32, inC int)
 //
 // which transforms the 3 x 3 filters of 16 output channels for every input
 // channel ic: w holds them channel-blocked (w[(ic*9 + k)*16 + lane] is tap
 // k of output channel lane, see transpose16); U[q] = (G g G^T)[q] of the
-// 16 channels goes to u + q*uStride + ic*64 (floats): the packed-sliver
-// layout of the GEMM's B operand, 64 output channels per sliver row.
+// 16 channels goes to u + q*uStride + ic*ldu (floats): the packed-sliver
+// layout of the GEMM's B operand, ldu output channels per sliver row.
 func (wg winograd) weights() {
 	name := "winoWeights" + wg.name + "AVX512"
-	TEXT(name, 0, "func(u *float32, uStride int, w *float32, inC int)")
+	TEXT(name, 0, "func(u *float32, uStride, ldu int, w *float32, inC int)")
 	Pragma("noescape")
 	Doc(name + " transforms the 3x3 filters of 16 output channels (see weights in the generator).")
 	a := wg.m + 2
@@ -197,6 +197,8 @@ func (wg winograd) weights() {
 	u := Load(Param("u"), GP64())
 	us := Load(Param("uStride"), GP64())
 	SHLQ(U8(2), us)
+	ldu := Load(Param("ldu"), GP64())
+	SHLQ(U8(2), ldu)
 	w := Load(Param("w"), GP64())
 	n := Load(Param("inC"), GP64())
 	q := GP64()
@@ -210,7 +212,7 @@ func (wg winograd) weights() {
 			VMOVUPS(r, Mem{Base: q})
 			ADDQ(us, q)
 		})
-	ADDQ(U32(4*64), u)
+	ADDQ(ldu, u)
 	ADDQ(U32(64*9), w) // the next input channel's filters
 	DECQ(n)
 	JMP(LabelRef(name + "_ic"))

@@ -172,7 +172,8 @@ func resnet50Convs() []ConvParams {
 // float32, 51 MB of float16: they stream from memory once per image).
 // Weight modes: f32 (Conv2D), f16 (Conv2DF16, widening as the kernels
 // stage the filters) and f16-widen (WidenF16 of each op's filters into a
-// buffer, then Conv2D: what an executor does without Conv2DF16).
+// buffer, then Conv2D: what an executor does without Conv2DF16); the
+// kernel variants after the first (see eachVariant) run f32 only.
 func BenchmarkResNet50Convs(b *testing.B) {
 	convs := resnet50Convs()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -203,33 +204,41 @@ func BenchmarkResNet50Convs(b *testing.B) {
 	fc := ws[len(convs)]
 	wide := make([]float32, maxW)
 	scratch := make([]float32, maxScratch)
-	for _, mode := range []string{"f32", "f16", "f16-widen"} {
-		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("%s/%s/threads=%d", Impl(), mode, threads), func(b *testing.B) {
-				var r *Runner
-				if threads > 1 {
-					r = NewRunner(threads)
-					defer r.Close()
-				}
-				b.ReportAllocs()
-				timed(b, flops, "GFLOP/s", threads == 1, func() {
-					for i, p := range convs {
-						switch mode {
-						case "f32":
-							Conv2D(r, p, in, ws[i], bias[:p.OutC], out, scratch, Act{ReLU: true})
-						case "f16":
-							Conv2DF16(r, p, in, ws16[i], bias[:p.OutC], out, scratch, Act{ReLU: true})
-						default:
-							WidenF16(wide[:len(ws16[i])], ws16[i])
-							Conv2D(r, p, in, wide, bias[:p.OutC], out, scratch, Act{ReLU: true})
-						}
-					}
-					InnerProduct(r, in[:2048], fc, bias[:1000], out[:1000], Act{})
-				})
-				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/image")
-			})
+	first := true
+	eachVariant(b, func(impl string) {
+		modes := []string{"f32", "f16", "f16-widen"}
+		if !first {
+			modes = modes[:1] // the other variants with float32 filters only
 		}
-	}
+		first = false
+		for _, mode := range modes {
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%s/threads=%d", impl, mode, threads), func(b *testing.B) {
+					var r *Runner
+					if threads > 1 {
+						r = NewRunner(threads)
+						defer r.Close()
+					}
+					b.ReportAllocs()
+					timed(b, flops, "GFLOP/s", threads == 1, func() {
+						for i, p := range convs {
+							switch mode {
+							case "f32":
+								Conv2D(r, p, in, ws[i], bias[:p.OutC], out, scratch, Act{ReLU: true})
+							case "f16":
+								Conv2DF16(r, p, in, ws16[i], bias[:p.OutC], out, scratch, Act{ReLU: true})
+							default:
+								WidenF16(wide[:len(ws16[i])], ws16[i])
+								Conv2D(r, p, in, wide, bias[:p.OutC], out, scratch, Act{ReLU: true})
+							}
+						}
+						InnerProduct(r, in[:2048], fc, bias[:1000], out[:1000], Act{})
+					})
+					b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/image")
+				})
+			}
+		}
+	})
 }
 
 // BenchmarkResNet50Layers runs each distinct convolution of ResNet-50 (and

@@ -180,7 +180,7 @@ func conv2D(r *Runner, p ConvParams, in, w32 []float32, w16 []uint16, bias, out,
 		case usesImageB():
 			img, n := imageFor(&p)
 			if n > 0 {
-				prepareImage(&p, img, src, imgBuf[:n])
+				r.prepareImage(&p, img, src, imgBuf[:n])
 				ga.b = imgBuf[:n]
 			}
 			ga.img, ga.conv = img, p

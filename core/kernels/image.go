@@ -29,14 +29,37 @@ func imageFor(p *ConvParams) (imageB, int) {
 	return imageB{on: true, phases: p.SW, rows: rows, wq: wq, sh: p.SH}, icg * p.SW * rows * wq
 }
 
-// prepareImage writes the copy imageFor describes (when its size is not
-// 0) of one group's input channels in to dst.
-func prepareImage(p *ConvParams, img imageB, in, dst []float32) {
-	icg := p.InC / p.Group
+// imageTask prepares the copy of the input a worker's share of channels
+// at a time.
+type imageTask struct {
+	p       ConvParams
+	img     imageB
+	in, dst []float32
+}
+
+func (t *imageTask) run(w, nw int, _ *workspace) {
+	lo, hi := share(t.p.InC/t.p.Group, w, nw)
+	prepareImage(&t.p, t.img, t.in, t.dst, lo, hi)
+}
+
+// prepareImage runs prepareImage for all channels on r's workers.
+func (r *Runner) prepareImage(p *ConvParams, img imageB, in, dst []float32) {
+	if r == nil {
+		prepareImage(p, img, in, dst, 0, p.InC/p.Group)
+		return
+	}
+	r.imgT = imageTask{p: *p, img: img, in: in, dst: dst}
+	r.dispatch(&r.imgT)
+	r.imgT = imageTask{}
+}
+
+// prepareImage writes channels c0..c1-1 of the copy imageFor describes
+// (when its size is not 0) of one group's input channels in to dst.
+func prepareImage(p *ConvParams, img imageB, in, dst []float32, c0, c1 int) {
 	plane := p.InH * p.InW
 	if img.phases == 1 && img.rows == p.OutH && img.wq == p.OutW && img.sh == 1 && (p.SH > 1 || p.SW > 1) {
 		// The subsample of an unpadded 1x1 convolution.
-		for c := 0; c < icg; c++ {
+		for c := c0; c < c1; c++ {
 			src := in[c*plane : (c+1)*plane]
 			d := dst[c*p.OutH*p.OutW : (c+1)*p.OutH*p.OutW]
 			for oh := 0; oh < p.OutH; oh++ {
@@ -49,7 +72,7 @@ func prepareImage(p *ConvParams, img imageB, in, dst []float32) {
 		}
 		return
 	}
-	for c := 0; c < icg; c++ {
+	for c := c0; c < c1; c++ {
 		src := in[c*plane : (c+1)*plane]
 		for ph := 0; ph < img.phases; ph++ {
 			d := dst[(c*img.phases+ph)*img.rows*img.wq : (c*img.phases+ph+1)*img.rows*img.wq]

@@ -25,6 +25,7 @@ type Runner struct {
 	colT  im2colTask
 	poolT poolTask
 	winoT winoTask
+	imgT  imageTask
 }
 
 // task is one parallel step: worker w of nw does its share with its own workspace.

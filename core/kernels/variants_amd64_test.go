@@ -28,3 +28,16 @@ func TestBestVariant(t *testing.T) {
 		t.Fatalf("active variant %q, want the best available, %q", Impl(), vs[0].name)
 	}
 }
+
+// BenchmarkFMAPeak runs each assembly variant's register-only FMA loop (12
+// independent vector FMAs per iteration, no memory operands): the core's
+// FMA peak that the GEMM figures are fractions of (make bench).
+func BenchmarkFMAPeak(b *testing.B) {
+	for _, v := range availableVariants() {
+		b.Run(v.name, func(b *testing.B) {
+			const iters = 1 << 20
+			flops := float64(iters) * 12 * 2 * float64(v.lanes)
+			timed(b, flops, "GFLOP/s", true, func() { v.peak(iters) })
+		})
+	}
+}

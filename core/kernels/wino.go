@@ -92,10 +92,11 @@ type winoTask struct {
 
 func (t *winoTask) run(w, nw int, ws *workspace) { winoPhase(t, w, nw, ws) }
 
-// winoPhases is the number of phases: padded input, input transform,
-// filter transform and GEMMs, output transform, output transposed into
-// place.
-const winoPhases = 5
+// winoPhases is the number of phases (two barriers): the input padded and
+// transformed, a worker's share of channel blocks at a time; then per chunk
+// of output channels the filter transform, the GEMMs and the output
+// transform and transpose of those channels.
+const winoPhases = 2
 
 // winograd runs a Winograd convolution on r's workers, phase by phase; the
 // calling goroutine's workspace is the start of t.scratch.

@@ -35,8 +35,10 @@ const asmMR = 6
 // (kc values each, 72 KiB) stay in L2 across the slivers of a panel; the kc
 // x nc panel of B (1 MiB) is packed once per K slice.
 const (
-	asmKC = 256
-	asmMC = 72
+	asmKC       = 256
+	asmKCNarrow = 1024 // measured as good as 4096 (see doc.go)
+	asmMC       = 72
+	asmA        = asmMC * (asmKCNarrow + 16) // the workspace's float16 staging of A
 )
 
 // winoU is the size of a workspace's buffer for Winograd's transformed
@@ -71,7 +73,7 @@ func (v *variant) nr() int { return len(v.kernels[0]) * v.lanes }
 func (v *variant) nc() int { return 1024 / v.nr() * v.nr() }
 
 func (v *variant) layout() wsLayout {
-	return wsLayout{b: asmKC * v.nc(), a: asmMC * asmKC, u: winoU}
+	return wsLayout{b: asmKC * v.nc(), a: asmA, u: winoU}
 }
 
 var (
@@ -201,7 +203,17 @@ func gemmAsm(v *variant, ws *workspace, g *gemmArgs) {
 		return
 	}
 	nc := v.nc()
-	slices := (k + asmKC - 1) / asmKC
+	// K slices of asmKC, or deeper when the panel is narrow (ResNet's 7x7
+	// and 14x14 layers: one to four slivers) and so fills ws.b less: each
+	// row of A is then one long run that the hardware prefetches, rather
+	// than runs of 1 KiB, and C is read and written fewer times.
+	// The same slices with float16 A (whose blocks are staged in ws.a),
+	// so that Conv2DF16 sums in Conv2D's order.
+	kcMax := asmKC
+	if w := (min(n, nc) + v.lanes - 1) / v.lanes * v.lanes; w > 0 {
+		kcMax = max(asmKC, min(len(ws.b)/w, asmKCNarrow))
+	}
+	slices := (k + kcMax - 1) / kcMax
 	kcStep := (k + slices - 1) / slices
 	for jc := 0; jc < n; jc += nc {
 		ncur := min(nc, n-jc)
@@ -239,10 +251,13 @@ func asmBlock(v *variant, ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc
 	// Row r of the block's A is a[(a0+r)*lda+k0:], for kc values.
 	a, lda, a0, k0 := g.a, g.lda, ic, pc
 	if g.a16 != nil {
-		a, lda, a0, k0 = ws.a[:mcur*kc], kc, 0, 0
+		// Rows kc+16 apart: a multiple of 4 KiB would alias the six rows'
+		// loads (and cache sets).
+		lda = kc + 16
+		a, a0, k0 = ws.a[:mcur*lda], 0, 0
 		for r := 0; r < mcur; r++ {
 			row := (ic + r) * g.lda
-			widenF16(a[r*kc:(r+1)*kc], g.a16[row+pc:row+pc+kc])
+			widenF16(a[r*lda:r*lda+kc], g.a16[row+pc:row+pc+kc])
 		}
 	}
 	for jr := 0; jr < ncur; jr += nr {
@@ -270,8 +285,20 @@ func asmBlock(v *variant, ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc
 // padded), reading B in place or, for a convolution, from its image form.
 func packPanel(v *variant, ws *workspace, g *gemmArgs, pc, kc, jc, ncur int) {
 	L, nr := v.lanes, v.nr()
+	// Row offsets a chunk of asmKC rows at a time.
+	for p0 := 0; p0 < kc; p0 += asmKC {
+		packChunk(v, ws, g, pc+p0, min(asmKC, kc-p0), p0, kc, jc, ncur)
+	}
+	_ = L
+	_ = nr
+}
+
+// packChunk packs rows pc..pc+rows-1 of the panel (rows p0.. of its
+// slivers, which hold kc rows each).
+func packChunk(v *variant, ws *workspace, g *gemmArgs, pc, nrows, p0, kc, jc, ncur int) {
+	L, nr := v.lanes, v.nr()
 	var rowBuf [asmKC]int
-	rows := rowBuf[:kc]
+	rows := rowBuf[:nrows]
 	maxRow := 0
 	for p := range rows {
 		if g.img.on {
@@ -296,7 +323,7 @@ func packPanel(v *variant, ws *workspace, g *gemmArgs, pc, kc, jc, ncur int) {
 		if maxRow+end > len(g.b) {
 			panic("kernels: GEMM panel reads past B") // a broken invariant of the callers
 		}
-		dst := ws.b[jr*kc : jr*kc+kc*width]
-		v.pack(&dst[0], width, cols, &g.b[0], &rows[0], kc, &segs[0], len(segs)/3)
+		dst := ws.b[jr*kc+p0*width : jr*kc+kc*width]
+		v.pack(&dst[0], width, cols, &g.b[0], &rows[0], nrows, &segs[0], len(segs)/3)
 	}
 }

@@ -121,7 +121,14 @@
 // ResNet-50's convolutions); mc 144 (no difference). Through the network the
 // micro-kernel runs below its hot speed: each layer's filters stream from
 // memory once per image (ResNet-50's convolutions with separate filters per
-// layer: 124 vs 141 GFLOP/s with one shared, cached set).
+// layer: 124 vs 141 GFLOP/s with one shared, cached set). For panels of at
+// most 4 slivers K is cut into slices of up to 1024 (4 KiB runs of each row
+// of A for the prefetchers, C touched 4x less often): res5 3x3 with cold
+// filters 109-111 vs 96 GFLOP/s, res5 1x1 101-106 vs 93, res4 1x1 147 vs
+// 136; 4096 measured no better (115). Rejected: spreading a remainder of 1
+// or 2 vectors over 3-wide slivers (4+4+1 as 3+3+3) to avoid the 1-vector
+// kernel (ResNet's 28x28 and 14x14 1x1 layers: 141-166 vs 148-165, same
+// runs).
 //
 // # Winograd
 //

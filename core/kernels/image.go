@@ -91,14 +91,17 @@ func prepareImage(p *ConvParams, img imageB, in, dst []float32, c0, c1 int) {
 					clear(out[p.PW+p.InW:])
 					continue
 				}
-				for x := range out {
-					ix := x*img.phases + ph - p.PW
-					if ix >= 0 && ix < p.InW {
-						out[x] = row[ix]
-					} else {
-						out[x] = 0
-					}
+				// Columns x with 0 <= x*phases + ph - PW < InW hold the
+				// input; the others are padding.
+				s := img.phases
+				x0 := min(max(0, (p.PW-ph+s-1)/s), len(out))
+				x1 := min(max(x0, (p.InW+p.PW-ph+s-1)/s), len(out))
+				clear(out[:x0])
+				src := row[x0*s+ph-p.PW:]
+				for x := range out[x0:x1] {
+					out[x0+x] = src[x*s]
 				}
+				clear(out[x1:])
 			}
 		}
 	}

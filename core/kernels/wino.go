@@ -17,9 +17,9 @@ package kernels
 // winoShape is the geometry of one Winograd convolution and its scratch,
 // after the calling goroutine's GEMM workspace: the padded input in channel
 // blocks of 16 (pad[c/16][y][x][c%16]: the transforms load 16 channels of a
-// pixel as one vector), V (tiles x InC per position, the GEMM's A), M
-// (tiles x OutC per position, the GEMM's C) and the output in channel
-// blocks, before it is transposed into place. U (the transformed filters,
+// pixel as one vector), later the output in channel blocks, before it is
+// transposed into place; V (tiles x InC per position, the GEMM's A) and M
+// (tiles x OutC per position, the GEMM's C). U (the transformed filters,
 // packed as the GEMM's B) is made a chunk of output channels at a time in
 // each worker's workspace (workspace.u), right before the GEMMs that read
 // it, so that it stays in L2.
@@ -50,12 +50,14 @@ func winoShapeFor(p *ConvParams, m int) winoShape {
 	q := s.a * s.a
 	s.vStride = s.t * p.InC
 	s.mStride = s.t * p.OutC
+	// The output blocks take the padded input's place: that is dead once
+	// the input is transformed (the first phase).
 	s.wsSize = workspaceSize()
 	s.padOff = s.wsSize
-	s.vOff = s.padOff + p.InC*s.hp*s.wp
+	s.yOff = s.padOff
+	s.vOff = s.padOff + max(p.InC*s.hp*s.wp, p.OutC*p.OutH*p.OutW)
 	s.mOff = s.vOff + q*s.vStride
-	s.yOff = s.mOff + q*s.mStride
-	s.size = s.yOff + p.OutC*p.OutH*p.OutW
+	s.size = s.mOff + q*s.mStride
 	return s
 }
 

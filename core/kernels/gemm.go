@@ -117,11 +117,13 @@ func actScalar(x float32, a Act) float32 {
 	return x
 }
 
-// workspace holds one worker's GEMM buffers: b for a packed panel of B,
-// tile for one micro-tile of C before its epilogue, col for one panel of an
-// im2col matrix before it is packed (the simd GEMM), a for the rows of A
-// the assembly GEMM widens from float16, u for a chunk of Winograd's
-// transformed filters. The scalar build needs none.
+// workspace holds one worker's GEMM buffers: b for a packed panel of B;
+// for the simd GEMM, tile for one micro-tile of C before its epilogue and
+// col for one panel of an im2col matrix before it is packed; for the
+// assembly GEMM, a for the rows of A it widens from float16 and u for a
+// chunk of Winograd's transformed filters. A worker runs one GEMM at a
+// time, so col shares its memory with u, and tile with a. The scalar build
+// needs none.
 type workspace struct {
 	b, tile, col, a, u []float32
 }
@@ -133,7 +135,7 @@ func (l wsLayout) max(o wsLayout) wsLayout {
 	return wsLayout{max(l.b, o.b), max(l.tile, o.tile), max(l.col, o.col), max(l.a, o.a), max(l.u, o.u)}
 }
 
-func (l wsLayout) size() int { return l.b + l.tile + l.col + l.a + l.u }
+func (l wsLayout) size() int { return l.b + max(l.tile, l.a) + max(l.col, l.u) }
 
 // workspaceSize is the number of float32s of one worker's GEMM buffers: the
 // largest any GEMM of this build (any variant chosen at run time) needs.
@@ -143,11 +145,10 @@ func workspaceSize() int { return gemmLayout().size() }
 func newWorkspace(buf []float32) workspace {
 	l := gemmLayout()
 	var ws workspace
-	cut := func(n int) []float32 {
-		s := buf[:n:n]
-		buf = buf[n:]
-		return s
-	}
-	ws.b, ws.tile, ws.col, ws.a, ws.u = cut(l.b), cut(l.tile), cut(l.col), cut(l.a), cut(l.u)
+	ws.b = buf[:l.b:l.b]
+	shared := buf[l.b : l.b+max(l.tile, l.a)]
+	ws.tile, ws.a = shared[:l.tile:l.tile], shared[:l.a:l.a]
+	shared = buf[l.b+max(l.tile, l.a) : l.size()]
+	ws.col, ws.u = shared[:l.col:l.col], shared[:l.u:l.u]
 	return ws
 }

@@ -28,11 +28,20 @@ type Options struct {
 	MaxPixels int
 	// Progress, if set, is called while shards are read and verified.
 	Progress func(done, total int64)
-	// Backend, if set, builds the backend that runs the network from the
-	// verified weights (a GPU backend, say) instead of the CPU executor. It
-	// may fall back to NewCPU itself. Float32Weights and Threads are then
-	// up to it (they are passed along in opts).
-	Backend func(w *weights.Weights, opts Options) (Backend, error)
+	// CAM keeps what class activation maps need (the last convolutional
+	// features, as a tap, and the final inner product's weights), when the
+	// model has them (Info.CAM says so), so that ClassifyOptions.CAM can ask
+	// for maps. It costs the features' memory per crop.
+	CAM bool
+	// Backend, if set, builds the backend that runs the compiled network p
+	// from the verified weights w (a GPU backend, say) instead of the CPU
+	// executor. It may fall back to NewCPU itself, and may compile the
+	// manifest again with other CompileOptions (FuseResidual, say) as long
+	// as the input, output and taps stay those of p. Float32Weights and
+	// Threads are then up to it (they are passed along in opts). Once it
+	// returns, Open releases w's shard bytes unless the backend's
+	// Describe().HostWeights says it reads them.
+	Backend func(p *Program, w *weights.Weights, opts Options) (Backend, error)
 }
 
 // Model is a loaded network. Its methods are safe for concurrent use; the
@@ -46,12 +55,15 @@ type Model struct {
 	maxPixels int
 	classes   int
 	labels    []string
+	cam       camSource   // where maps come from, when camW != nil
+	camW      *camWeights // the inner product's weights, when Options.CAM and the model has maps
 
 	mu      sync.Mutex // guards everything below
+	prog    *Program
 	backend Backend
 	bufs    preprocess.Buffers
-	crops   [10][]float32 // preprocessed inputs, allocated on first use
-	sum     []float64     // 10-crop softmax sum
+	batch   []float32 // preprocessed crops, image after image; allocated on first use
+	sum     []float64 // 10-crop softmax sum
 	closed  bool
 }
 
@@ -65,7 +77,7 @@ type Model struct {
 func Open(fsys fs.FS, opts Options) (_ *Model, err error) {
 	defer recoverInternal(&err)
 	if opts.Threads < 0 {
-		return nil, &OptionError{Option: "Threads", Msg: fmt.Sprintf("%d; use 0 (all cores) or more", opts.Threads)}
+		return nil, &OptionError{Option: "threads", Msg: fmt.Sprintf("%d; use 0 (all cores) or more", opts.Threads)}
 	}
 	w, err := weights.Read(fsys, weights.ReadOptions{Progress: opts.Progress})
 	if err != nil {
@@ -97,60 +109,50 @@ func Open(fsys fs.FS, opts Options) (_ *Model, err error) {
 		model.spec.MeanValues = append(model.spec.MeanValues, float32(v))
 	}
 
+	var co CompileOptions
+	if src, ok := findCAM(m); ok && opts.CAM {
+		model.cam = src
+		co.Taps = []string{src.feature}
+	}
+	model.prog, err = Compile(m, co)
+	if err != nil {
+		return nil, err
+	}
 	if opts.Backend != nil {
-		model.backend, err = opts.Backend(w, opts)
+		model.backend, err = opts.Backend(model.prog, w, opts)
 	} else {
-		model.backend, err = NewCPU(w, CPUOptions{Float32Weights: opts.Float32Weights, Threads: opts.Threads})
-		if err == nil && opts.Float32Weights {
-			w.Release() // the CPU holds float32 copies; the float16 shards can go
-		}
+		model.backend, err = NewCPU(model.prog, w, CPUOptions{Float32Weights: opts.Float32Weights, Threads: opts.Threads})
 	}
 	if err != nil {
 		return nil, err
 	}
-
 	bi := model.backend.Describe()
+	if co.Taps != nil {
+		if model.camW, err = keepCAMWeights(w, model.cam, !bi.HostWeights); err != nil {
+			model.backend.Close()
+			return nil, err
+		}
+	}
+	if !bi.HostWeights {
+		w.Release() // the backend holds its own copy (GPU buffers, float32)
+	}
+
 	model.info = Info{
 		Model:           m.Model,
 		Synthetic:       m.Synthetic,
 		Classes:         model.classes,
 		Input:           m.Input,
-		Params:          params(m),
+		Params:          model.prog.Params(),
 		WeightBytes:     bi.WeightBytes,
 		WeightMode:      bi.WeightMode,
 		Kernels:         bi.Name,
+		Device:          bi.Device,
 		Ops:             len(m.Ops),
 		ActivationBytes: bi.ActivationBytes,
 		ScratchBytes:    bi.ScratchBytes,
+		CAM:             model.camW != nil,
 	}
 	return model, nil
-}
-
-// params counts the values of the tensors the ops use (weights and biases).
-func params(m *weights.Manifest) int64 {
-	used := map[string]bool{}
-	var n int64
-	for _, op := range m.Ops {
-		for _, name := range []string{op.Weight, op.Bias} {
-			if t := findTensor(m, name); t != nil && !used[name] {
-				used[name] = true
-				n += t.Elements()
-			}
-		}
-	}
-	return n
-}
-
-func findTensor(m *weights.Manifest, name string) *weights.Tensor {
-	if name == "" {
-		return nil
-	}
-	for i := range m.Tensors {
-		if m.Tensors[i].Name == name {
-			return &m.Tensors[i]
-		}
-	}
-	return nil
 }
 
 // Close releases the model's worker goroutines. Classify calls after Close
@@ -171,14 +173,18 @@ type Info struct {
 	Classes     int           `json:"classes"`
 	Input       weights.Input `json:"input"`
 	Params      int64         `json:"params"`
-	WeightBytes int64         `json:"weight_bytes"` // bytes of weights resident in memory
-	WeightMode  string        `json:"weight_mode"`  // "f16" or "f32"
-	Kernels     string        `json:"kernels"`      // "simd" or "scalar"
+	WeightBytes int64         `json:"weight_bytes"`     // bytes of weights resident in memory
+	WeightMode  string        `json:"weight_mode"`      // "f16" or "f32"
+	Kernels     string        `json:"kernels"`          // the backend: "simd" or "scalar" (CPU kernels), "webgpu"
+	Device      string        `json:"device,omitempty"` // the backend's device, when it has one (a GPU adapter)
 	Ops         int           `json:"ops"`
 	// ActivationBytes is the size of the activation buffers after liveness
 	// packing; ScratchBytes the other working memory (im2col, widened weights).
 	ActivationBytes int64 `json:"activation_bytes"`
 	ScratchBytes    int64 `json:"scratch_bytes"`
+	// CAM says that ClassifyOptions.CAM works: the model ends in global
+	// average pooling and an inner product, and was opened with Options.CAM.
+	CAM bool `json:"cam"`
 }
 
 // Info returns the model's description.
@@ -187,37 +193,13 @@ func (m *Model) Info() Info { return m.info }
 // Manifest returns the model's validated manifest (do not modify it).
 func (m *Model) Manifest() *weights.Manifest { return m.w.Manifest }
 
-// Weights returns the verified weights (do not modify them). In float32 mode
-// with the CPU backend the shard bytes have been released: only the manifest
-// remains.
+// Weights returns the verified weights (do not modify them). Unless the
+// backend reads them as it runs (the CPU in float16 mode), the shard bytes
+// have been released: only the manifest remains.
 func (m *Model) Weights() *weights.Weights { return m.w }
 
 // Spec returns the preprocessing the model's manifest describes.
 func (m *Model) Spec() preprocess.Spec { return m.spec }
-
-// ClassifyOptions select top-k and the crop mode.
-type ClassifyOptions struct {
-	Top   int // number of predictions (0: 5; more than the classes: all)
-	Crops int // 1 (center crop, default) or 10 (corners, center and mirrors; softmax averaged)
-}
-
-func (o ClassifyOptions) normalize(classes int) (ClassifyOptions, error) {
-	switch {
-	case o.Top < 0:
-		return o, &OptionError{Option: "Top", Msg: fmt.Sprintf("%d; use 0 (default 5) or more", o.Top)}
-	case o.Top == 0:
-		o.Top = 5
-	}
-	o.Top = min(o.Top, classes)
-	switch o.Crops {
-	case 0:
-		o.Crops = 1
-	case 1, 10:
-	default:
-		return o, &OptionError{Option: "Crops", Msg: fmt.Sprintf("%d; use 1 (center crop) or 10 (corners, center and mirrors)", o.Crops)}
-	}
-	return o, nil
-}
 
 // Prediction is one class with its probability.
 type Prediction struct {
@@ -228,7 +210,10 @@ type Prediction struct {
 
 // Result of classifying one image.
 type Result struct {
-	Top     []Prediction  `json:"top"`
+	Top []Prediction `json:"top"`
+	// Maps are the class activation maps ClassifyOptions.CAM asked for:
+	// the top-1 class's, then those of CAMClasses.
+	Maps    []ClassMap    `json:"-"`
 	Elapsed time.Duration `json:"-"`
 }
 
@@ -241,11 +226,23 @@ func (m *Model) ClassifyBytes(data []byte, o ClassifyOptions) (res *Result, err 
 	if err != nil {
 		return nil, err
 	}
+	img, err := m.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	return m.classify(img, o, start)
+}
+
+// Decode decodes image bytes as ClassifyBytes does (the same formats, the
+// same pixel limit, EXIF orientation applied), for a caller that needs the
+// image itself too (to draw a class activation map over it, say).
+// A bad image gives an error wrapping *preprocess.ImageError.
+func (m *Model) Decode(data []byte) (image.Image, error) {
 	img, err := preprocess.Decode(data, m.maxPixels)
 	if err != nil {
 		return nil, fmt.Errorf("core: %w", err)
 	}
-	return m.classify(img, o, start)
+	return img, nil
 }
 
 // ClassifyImage classifies a decoded image.
@@ -262,18 +259,25 @@ func (m *Model) ClassifyImage(img image.Image, o ClassifyOptions) (res *Result, 
 
 // Forward runs the network on one preprocessed input tensor (Channels x
 // Height x Width, as Spec describes) and returns a copy of the output blob.
-func (m *Model) Forward(input []float32) (out []float32, err error) {
+func (m *Model) Forward(input []float32) ([]float32, error) {
+	return m.ForwardBatch(input, 1)
+}
+
+// ForwardBatch runs the network on n preprocessed inputs, image after image
+// in input, as one batch (one upload and one readback on a GPU), and
+// returns a copy of the n output blobs, image after image.
+func (m *Model) ForwardBatch(input []float32, n int) (out []float32, err error) {
 	defer recoverInternal(&err)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, ErrClosed
 	}
-	res, err := m.backend.Run(input)
+	res, err := m.backend.Run(input, n)
 	if err != nil {
 		return nil, err
 	}
-	return append([]float32(nil), res...), nil
+	return append([]float32(nil), res.Values...), nil
 }
 
 func (m *Model) classify(img image.Image, o ClassifyOptions, start time.Time) (*Result, error) {
@@ -282,13 +286,18 @@ func (m *Model) classify(img image.Image, o ClassifyOptions, start time.Time) (*
 	if m.closed {
 		return nil, ErrClosed
 	}
-	size := m.spec.Channels * m.spec.Height * m.spec.Width
-	for i := range o.Crops {
-		if m.crops[i] == nil {
-			m.crops[i] = make([]float32, size)
-		}
+	if o.CAM && m.camW == nil {
+		return nil, &OptionError{Option: OptCAM, Msg: "this model has no class activation maps (it must end in global average pooling and an inner product, and be opened with Options.CAM)"}
 	}
-	if err := m.bufs.Crops(img, m.spec, o.Crops, m.crops[:o.Crops]); err != nil {
+	size := m.spec.Channels * m.spec.Height * m.spec.Width
+	if len(m.batch) < o.Crops*size {
+		m.batch = make([]float32, o.Crops*size)
+	}
+	var crops [10][]float32
+	for i := range o.Crops {
+		crops[i] = m.batch[i*size : (i+1)*size]
+	}
+	if err := m.bufs.Crops(img, m.spec, o.Crops, crops[:o.Crops]); err != nil {
 		var ge *preprocess.GeometryError
 		if errors.As(err, &ge) {
 			// The image's shape, not the model, is the problem: report it as
@@ -297,24 +306,21 @@ func (m *Model) classify(img image.Image, o ClassifyOptions, start time.Time) (*
 		}
 		return nil, fmt.Errorf("core: preprocessing for this model failed: %w", err)
 	}
+	// All crops in one batch: one upload and one readback on a GPU.
+	res, err := m.backend.Run(m.batch[:o.Crops*size], o.Crops)
+	if err != nil {
+		return nil, err
+	}
 	var probs []float32
 	if o.Crops == 1 {
-		out, err := m.backend.Run(m.crops[0])
-		if err != nil {
-			return nil, err
-		}
-		probs = out
+		probs = res.Values
 	} else {
 		if m.sum == nil {
 			m.sum = make([]float64, m.classes)
 		}
 		clear(m.sum)
 		for i := range o.Crops {
-			out, err := m.backend.Run(m.crops[i])
-			if err != nil {
-				return nil, err
-			}
-			for j, p := range out {
+			for j, p := range res.Values[i*m.classes : (i+1)*m.classes] {
 				m.sum[j] += float64(p)
 			}
 		}
@@ -334,7 +340,17 @@ func (m *Model) classify(img image.Image, o ClassifyOptions, start time.Time) (*
 			top[i].Label = m.labels[top[i].Index]
 		}
 	}
-	return &Result{Top: top, Elapsed: time.Since(start)}, nil
+	r := &Result{Top: top}
+	if o.CAM && len(top) > 0 {
+		b := img.Bounds()
+		l, err := preprocess.CropLayout(b.Dx(), b.Dy(), m.spec, o.Crops)
+		if err != nil {
+			return nil, fmt.Errorf("core: %w", err) // Crops accepted the same geometry: not reached
+		}
+		r.Maps = classMaps(m.cam, m.camW, res.Taps[0], o.Crops, l, append([]int{top[0].Index}, o.CAMClasses...))
+	}
+	r.Elapsed = time.Since(start)
+	return r, nil
 }
 
 // insertTop adds class j with probability p to top (sorted by probability,

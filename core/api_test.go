@@ -231,7 +231,7 @@ func TestClassifyErrors(t *testing.T) {
 	for _, tc := range []struct {
 		o      ClassifyOptions
 		option string
-	}{{ClassifyOptions{Crops: 5}, "Crops"}, {ClassifyOptions{Top: -1}, "Top"}} {
+	}{{ClassifyOptions{Crops: 5}, OptCrops}, {ClassifyOptions{Top: -1}, OptTop}, {ClassifyOptions{CAMClasses: []int{1}}, OptCAMClasses}} {
 		_, err := m.ClassifyImage(img, tc.o)
 		var oe *OptionError
 		if !errors.As(err, &oe) || oe.Option != tc.option {
@@ -277,12 +277,12 @@ func TestOpenErrors(t *testing.T) {
 // panicky is a Backend that fails the way a kernel bug would.
 type panicky struct{ runs int }
 
-func (p *panicky) Run(in []float32) ([]float32, error) {
+func (p *panicky) Run(in []float32, n int) (Output, error) {
 	p.runs++
 	var s []float32
-	return s[:len(in)], nil // index out of range
+	return Output{Values: s[:len(in)]}, nil // index out of range
 }
-func (p *panicky) Describe() BackendInfo { return BackendInfo{Name: "panicky"} }
+func (p *panicky) Describe() BackendInfo { return BackendInfo{Name: "panicky", HostWeights: true} }
 func (p *panicky) Close()                {}
 
 // TestBackendSeam plugs a Backend in through Options.Backend, and checks that
@@ -290,7 +290,7 @@ func (p *panicky) Close()                {}
 func TestBackendSeam(t *testing.T) {
 	var got *weights.Weights
 	bk := &panicky{}
-	m, err := Open(buildFS(t, tinyResNet(1)), Options{Backend: func(w *weights.Weights, o Options) (Backend, error) {
+	m, err := Open(buildFS(t, tinyResNet(1)), Options{Backend: func(p *Program, w *weights.Weights, o Options) (Backend, error) {
 		got = w
 		return bk, nil
 	}})
@@ -311,7 +311,7 @@ func TestBackendSeam(t *testing.T) {
 		t.Errorf("backend ran %d times, want 2 (the mutex must be released after a panic)", bk.runs)
 	}
 	wantErr := errors.New("no adapter")
-	_, err = Open(buildFS(t, tinyResNet(1)), Options{Backend: func(*weights.Weights, Options) (Backend, error) { return nil, wantErr }})
+	_, err = Open(buildFS(t, tinyResNet(1)), Options{Backend: func(*Program, *weights.Weights, Options) (Backend, error) { return nil, wantErr }})
 	if !errors.Is(err, wantErr) {
 		t.Errorf("factory error not returned: %v", err)
 	}

@@ -1,8 +1,6 @@
 package core_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"image"
 	"image/color"
@@ -17,58 +15,33 @@ import (
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/internal/testfiles"
-	"github.com/residual-go/residual/tools/convert/caffe/fixture"
-	"github.com/residual-go/residual/tools/convert/convert"
 )
 
-// benchSeed is the fixture seed of the benchmark's generated ResNet-50.
-const benchSeed = 50
+// benchModelEnv names the environment variable holding the converted
+// ResNet-50 the benchmarks run; tools/bench (make bench) always sets it.
+const benchModelEnv = "RESIDUAL_BENCH_MODEL"
 
-// benchResNet50 returns a directory holding ResNet-50 (the official deploy
-// prototxt, random weights from the fixture writer) converted by the
-// converter library. The conversion is cached under
-// os.TempDir()/residual-bench-resnet50, keyed by the prototxt, the seed, the
-// converter's and the format's versions, so repeated runs reuse it.
+// benchResNet50 returns the directory of a converted ResNet-50: the one
+// $RESIDUAL_BENCH_MODEL names, else weights/resnet50 (make weights), else
+// weights/resnet50-synthetic (make synthetic). Without one the benchmark is
+// skipped: core does not convert models itself (its tests import nothing
+// under tools/), and `make bench` generates a synthetic one when none exists.
 func benchResNet50(b *testing.B) string {
 	b.Helper()
-	prototxt := testfiles.Path(b, testfiles.Prototxt("ResNet-50-deploy.prototxt"))
-	proto, err := os.ReadFile(prototxt)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%s\x00%d", proto, benchSeed, convert.ConverterVersion, weights.FormatVersion)
-	dir := filepath.Join(os.TempDir(), "residual-bench-resnet50", hex.EncodeToString(h.Sum(nil))[:16])
-	if _, err := os.Stat(filepath.Join(dir, weights.ManifestFile)); err == nil {
+	if dir := os.Getenv(benchModelEnv); dir != "" {
+		if !fileExists(filepath.Join(dir, weights.ManifestFile)) {
+			b.Fatalf("$%s=%s holds no %s", benchModelEnv, dir, weights.ManifestFile)
+		}
 		return dir
 	}
-	b.Logf("generating and converting ResNet-50 into %s (once)", dir)
-	start := time.Now()
-	tmp := b.TempDir()
-	model := filepath.Join(tmp, "ResNet-50.caffemodel")
-	f, err := os.Create(model)
-	if err != nil {
-		b.Fatal(err)
+	for _, name := range []string{"resnet50", "resnet50-synthetic"} {
+		dir := filepath.Join(testfiles.Root(), "weights", name)
+		if fileExists(filepath.Join(dir, weights.ManifestFile)) {
+			return dir
+		}
 	}
-	if err := fixture.GenerateFile(prototxt, benchSeed, f); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	opts := convert.Options{Caffemodel: model, Prototxt: prototxt, Name: "ResNet-50", Synthetic: true, Out: filepath.Join(tmp, "out")}
-	opts.Labels = testfiles.Path(b, testfiles.Labels)
-	if _, err := convert.Convert(opts); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.Rename(opts.Out, dir); err != nil && !fileExists(filepath.Join(dir, weights.ManifestFile)) {
-		b.Fatal(err)
-	}
-	b.Logf("converted in %v", time.Since(start).Round(time.Second))
-	return dir
+	b.Skipf("no converted ResNet-50: set $%s, or run make synthetic (or make bench, which makes one)", benchModelEnv)
+	return ""
 }
 
 // networkFLOPs counts the floating-point operations of one forward pass:

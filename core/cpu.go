@@ -8,29 +8,43 @@ import (
 	"github.com/residual-go/residual/core/weights"
 )
 
-// Backend runs the whole network: one preprocessed input tensor in, the
-// output blob (the class probabilities) out. The CPU executor of this package
-// is one implementation; a WebGPU backend (wasm/) is another, selected with
-// Options.Backend. A Backend is used by one goroutine at a time (Model
-// serializes calls).
+// Backend runs a compiled Program: a batch of preprocessed inputs in, the
+// program's output (the class probabilities, for a whole network) out. The
+// CPU executor of this package is one implementation; the WebGPU backend
+// (wasm/webgpu) is another, selected with Options.Backend. A Backend is used
+// by one goroutine at a time (Model serializes calls).
 type Backend interface {
-	// Run computes the network on input (Channels x Height x Width float32,
-	// preprocessed) and returns the output blob. The returned slice belongs
-	// to the backend and is valid until the next Run.
-	Run(input []float32) ([]float32, error)
+	// Run computes the program on n inputs (n x Program.InputSize floats,
+	// image after image) and returns n x OutputSize floats, and for each of
+	// the program's taps n x its size. The slices belong to the backend and
+	// are valid until the next Run.
+	Run(input []float32, n int) (Output, error)
 	// Describe reports what the backend is and the memory it holds.
 	Describe() BackendInfo
 	// Close releases the backend's resources (goroutines, GPU buffers).
 	Close()
 }
 
+// Output is what Backend.Run returns.
+type Output struct {
+	Values []float32   // n x the program's output size
+	Taps   [][]float32 // per tap of the program: n x the tap's size
+}
+
 // BackendInfo describes a Backend.
 type BackendInfo struct {
 	Name            string // "simd" or "scalar" for the CPU, e.g. "webgpu" for another
+	Device          string // what runs it, when there is more to say (a GPU adapter's name)
 	WeightMode      string // "f16" or "f32"
 	WeightBytes     int64  // bytes of weights the backend keeps resident
 	ActivationBytes int64  // bytes of activation buffers (after liveness packing)
 	ScratchBytes    int64  // other working memory (im2col, widened weights)
+	// HostWeights says the backend reads the float16 shard bytes of
+	// *weights.Weights while it runs. Open releases them (Weights.Release)
+	// once a backend that does not is built: the GPU holds its own copy, the
+	// CPU in float32 mode its widened one, and 51-120 MB need not stay in
+	// the Go heap twice.
+	HostWeights bool
 }
 
 // CPUOptions configure NewCPU.
@@ -40,49 +54,45 @@ type CPUOptions struct {
 	Float32Weights bool
 	// Threads for the kernels (0: runtime.NumCPU(); always 1 under wasm).
 	Threads int
-
-	noReuse bool // tests: give every value its own buffer
 }
 
-// CPU is the Backend that runs the network with package kernels, float32
-// activations and accumulation. Its plan is built once: activation buffers
-// packed by liveness, every op's input and output slices resolved, so that
-// Run allocates nothing.
+// CPU is the Backend that interprets a Program with package kernels,
+// float32 activations and accumulation. Everything is resolved once in
+// NewCPU (every step's input and output slices in one arena, the kernel
+// parameters, the weights), so that Run allocates nothing once it has seen
+// its largest batch. A batch runs image after image through the same arena.
 type CPU struct {
-	plan   *plan
+	prog   *Program
 	steps  []step
 	runner *kernels.Runner
-	arena  []float32 // activation buffers
-	input  []float32 // the input value's buffer
-	output []float32 // the output value's buffer
-	wide   []float32 // f16 mode: the op's weights and bias, widened
+	arena  []float32   // activation buffers
+	input  []float32   // the input value's buffer
+	output []float32   // the output value's buffer
+	taps   [][]float32 // the taps' buffers
+	wide   []float32   // f16 mode: the op's weights and bias, widened
 	info   BackendInfo
+
+	outs    []float32   // batch outputs, grown to the largest batch seen
+	tapOuts [][]float32 // batch taps
 }
 
-// step is one op with everything resolved.
+// step is one program step with everything resolved.
 type step struct {
-	typ       string
+	*Step
 	ins       [][]float32
 	out       []float32
-	conv      kernels.ConvParams
-	pool      kernels.PoolParams
-	eltOp     int
-	coeffs    []float32
-	act       kernels.Act
-	channels  int
-	hw        int
 	w, b      []float32 // f32 weights (either mode: tensors stored as f32 are used in place)
 	w16, b16  []uint16  // f16 weights widened per run (f16 mode)
 	scratch   []float32 // conv scratch (shared by all steps)
-	copyWidth []int     // concat: values per input
+	channels  int       // of the first input
+	hw        int
+	copyWidth []int // concat: values per input
 }
 
-// NewCPU plans the network of w for the CPU. In float32 mode the returned
-// backend holds its own float32 copy of every float16 tensor, and the caller
-// may Release w afterwards.
-func NewCPU(w *weights.Weights, o CPUOptions) (*CPU, error) {
-	m := w.Manifest
-	p := newPlan(m, !o.noReuse)
+// NewCPU prepares p, a program compiled from w.Manifest, for the CPU. In
+// float32 mode the returned backend holds its own float32 copy of every
+// float16 tensor it uses, and reports HostWeights false.
+func NewCPU(p *Program, w *weights.Weights, o CPUOptions) (*CPU, error) {
 	threads := o.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()
@@ -90,25 +100,29 @@ func NewCPU(w *weights.Weights, o CPUOptions) (*CPU, error) {
 	if runtime.GOARCH == "wasm" {
 		threads = 1
 	}
-	c := &CPU{plan: p, info: BackendInfo{Name: kernels.Impl(), WeightMode: "f16"}}
+	c := &CPU{prog: p, info: BackendInfo{Name: kernels.Impl(), WeightMode: "f16", HostWeights: !o.Float32Weights}}
 	if o.Float32Weights {
 		c.info.WeightMode = "f32"
 	}
 
 	// Activation buffers: one arena, each buffer a full-capacity-limited window.
-	c.arena = make([]float32, p.activationFloats())
-	bufs := make([][]float32, len(p.bufs))
+	c.arena = make([]float32, p.ActivationFloats())
+	bufs := make([][]float32, len(p.Buffers))
 	off := 0
-	for i, n := range p.bufs {
+	for i, n := range p.Buffers {
 		bufs[i] = c.arena[off : off+n : off+n]
 		off += n
 	}
 	view := func(v int) []float32 {
-		val := p.values[v]
-		return bufs[p.storage[val.storage].buf][:val.size]
+		val := &p.Values[v]
+		return bufs[val.Buffer][val.Offset : val.Offset+val.Size]
 	}
-	c.input = view(p.input)
-	c.output = view(p.output)
+	c.input = view(p.Input)
+	c.output = view(p.Output)
+	for _, v := range p.Taps {
+		c.taps = append(c.taps, view(v))
+	}
+	c.tapOuts = make([][]float32, len(p.Taps))
 	c.info.ActivationBytes = int64(len(c.arena)) * 4
 
 	// Weights: f32 mode widens each f16 tensor once; f16 mode keeps views.
@@ -141,43 +155,26 @@ func NewCPU(w *weights.Weights, o CPUOptions) (*CPU, error) {
 	}
 
 	convScratch, wideSize := 0, 0
-	c.steps = make([]step, len(m.Ops))
-	for i := range m.Ops {
-		op := &m.Ops[i]
+	c.steps = make([]step, len(p.Steps))
+	for i := range p.Steps {
+		ps := &p.Steps[i]
 		s := &c.steps[i]
-		s.typ = op.Type
-		for _, v := range p.opIns[i] {
+		s.Step = ps
+		for _, v := range ps.In {
 			s.ins = append(s.ins, view(v))
 		}
-		s.out = view(p.opOut[i])
-		s.act = kernels.Act{ReLU: op.ReLU || op.Type == weights.OpReLU, Slope: float32(op.NegativeSlope)}
-		in := p.values[p.opIns[i][0]].shape
-		out := op.OutShape
+		s.out = view(ps.Out)
+		in := p.Values[ps.In[0]].Shape
 		s.channels, s.hw = in[0], in[1]*in[2]
-		s.w, s.w16 = tensor32(op.Weight)
-		s.b, s.b16 = tensor32(op.Bias)
+		s.w, s.w16 = tensor32(ps.Weight)
+		s.b, s.b16 = tensor32(ps.Bias)
 		wideSize = max(wideSize, len(s.w16)+len(s.b16))
-		switch op.Type {
+		switch ps.Kind {
 		case weights.OpConv:
-			s.conv = convParams(op, in)
-			convScratch = max(convScratch, kernels.ConvScratchSize(s.conv))
-		case weights.OpPool:
-			s.pool = kernels.PoolParams{
-				Max: op.Pool == "max",
-				C:   in[0], InH: in[1], InW: in[2],
-				OutH: out[1], OutW: out[2],
-				KH: op.Kernel[0], KW: op.Kernel[1],
-				SH: op.Stride[0], SW: op.Stride[1],
-				PH: op.Pad[0], PW: op.Pad[1],
-			}
-		case weights.OpEltwise:
-			s.eltOp = map[string]int{"sum": kernels.EltSum, "prod": kernels.EltProd, "max": kernels.EltMax}[op.Operation]
-			for _, k := range op.Coeffs {
-				s.coeffs = append(s.coeffs, float32(k))
-			}
+			convScratch = max(convScratch, kernels.ConvScratchSize(ps.Conv))
 		case weights.OpConcat:
-			for _, v := range p.opIns[i] {
-				s.copyWidth = append(s.copyWidth, p.values[v].size)
+			for _, v := range ps.In {
+				s.copyWidth = append(s.copyWidth, p.Values[v].Size)
 			}
 		}
 	}
@@ -198,24 +195,10 @@ func NewCPU(w *weights.Weights, o CPUOptions) (*CPU, error) {
 			c.info.WeightBytes += n
 		}
 	} else {
-		c.info.WeightBytes = w.ShardBytes()
+		c.info.WeightBytes = w.ShardBytes() // every shard stays resident
 	}
 	c.runner = kernels.NewRunner(threads)
 	return c, nil
-}
-
-// convParams is the kernel description of conv op reading an input of shape in.
-func convParams(op *weights.Op, in [3]int) kernels.ConvParams {
-	d := op.Dilations()
-	return kernels.ConvParams{
-		InC: in[0], InH: in[1], InW: in[2],
-		OutC: op.OutShape[0], OutH: op.OutShape[1], OutW: op.OutShape[2],
-		KH: op.Kernel[0], KW: op.Kernel[1],
-		SH: op.Stride[0], SW: op.Stride[1],
-		PH: op.Pad[0], PW: op.Pad[1],
-		DH: d[0], DW: d[1],
-		Group: op.Groups(),
-	}
 }
 
 // CPUMemory is the working memory NewCPU allocates besides the weights.
@@ -224,30 +207,30 @@ type CPUMemory struct {
 	ScratchBytes    int64 // im2col scratch plus, in float16 mode, the widened weights of the largest op
 }
 
-// EstimateCPU computes, from a validated manifest alone (before any shard is
+// EstimateCPU computes, from a compiled program alone (before any shard is
 // read), exactly the working memory NewCPU will allocate for it with o, so
 // that a memory-limited front end can refuse a model before fetching it.
-// The weights add the shard sizes (float16 mode) or twice the float16
-// tensors' bytes plus the float32 tensors' (float32 mode).
-func EstimateCPU(m *weights.Manifest, o CPUOptions) CPUMemory {
-	p := newPlan(m, !o.noReuse)
+// The weights add p.WeightBytes() (float16 mode) or twice the float16
+// tensors' bytes plus the float32 tensors' (float32 mode). A batch of n
+// adds n x (OutputSize + the taps' sizes) floats of results.
+func EstimateCPU(p *Program, o CPUOptions) CPUMemory {
 	f16 := map[string]int{}
-	for i := range m.Tensors {
-		if t := &m.Tensors[i]; t.DType == weights.DTypeF16 {
+	for i := range p.Manifest.Tensors {
+		if t := &p.Manifest.Tensors[i]; t.DType == weights.DTypeF16 {
 			f16[t.Name] = int(t.Elements())
 		}
 	}
 	convScratch, wide := 0, 0
-	for i := range m.Ops {
-		op := &m.Ops[i]
-		if op.Type == weights.OpConv {
-			convScratch = max(convScratch, kernels.ConvScratchSize(convParams(op, p.values[p.opIns[i][0]].shape)))
+	for i := range p.Steps {
+		s := &p.Steps[i]
+		if s.Kind == weights.OpConv {
+			convScratch = max(convScratch, kernels.ConvScratchSize(s.Conv))
 		}
 		if !o.Float32Weights {
-			wide = max(wide, f16[op.Weight]+f16[op.Bias])
+			wide = max(wide, f16[s.Weight]+f16[s.Bias])
 		}
 	}
-	return CPUMemory{ActivationBytes: int64(p.activationFloats()) * 4, ScratchBytes: int64(convScratch+wide) * 4}
+	return CPUMemory{ActivationBytes: int64(p.ActivationFloats()) * 4, ScratchBytes: int64(convScratch+wide) * 4}
 }
 
 // Describe implements Backend.
@@ -261,16 +244,37 @@ func (c *CPU) Close() {
 	}
 }
 
-// Run implements Backend. It allocates nothing.
-func (c *CPU) Run(input []float32) ([]float32, error) {
-	if len(input) != len(c.input) {
-		return nil, fmt.Errorf("core: input has %d values, the network takes %d", len(input), len(c.input))
+// Run implements Backend: the images of the batch one after another. It
+// allocates only when n is larger than every batch before.
+func (c *CPU) Run(input []float32, n int) (Output, error) {
+	in, out := len(c.input), len(c.output)
+	if n < 1 || len(input) != n*in {
+		return Output{}, fmt.Errorf("core: input has %d values, a batch of %d takes %d", len(input), n, n*in)
 	}
-	copy(c.input, input)
-	for i := range c.steps {
-		c.exec(&c.steps[i])
+	if len(c.outs) < n*out {
+		c.outs = make([]float32, n*out)
+		for t := range c.taps {
+			c.tapOuts[t] = make([]float32, n*len(c.taps[t]))
+		}
 	}
-	return c.output, nil
+	for i := range n {
+		copy(c.input, input[i*in:(i+1)*in])
+		for j := range c.steps {
+			c.exec(&c.steps[j])
+		}
+		copy(c.outs[i*out:], c.output)
+		for t, buf := range c.taps {
+			copy(c.tapOuts[t][i*len(buf):], buf)
+		}
+	}
+	res := Output{Values: c.outs[:n*out]}
+	if len(c.taps) > 0 {
+		res.Taps = make([][]float32, len(c.taps))
+		for t, buf := range c.taps {
+			res.Taps[t] = c.tapOuts[t][:n*len(buf)]
+		}
+	}
+	return res, nil
 }
 
 func (c *CPU) exec(s *step) {
@@ -286,19 +290,26 @@ func (c *CPU) exec(s *step) {
 			kernels.WidenF16(b, s.b16)
 		}
 	}
-	switch s.typ {
+	switch s.Kind {
 	case weights.OpConv:
-		kernels.Conv2D(c.runner, s.conv, s.ins[0], w, b, s.out, s.scratch, s.act)
+		if s.Residual {
+			// A fused residual: conv, then out = act(out + residual), which
+			// is bit for bit the unfused eltwise sum (addition commutes).
+			kernels.Conv2D(c.runner, s.Conv, s.ins[0], w, b, s.out, s.scratch, kernels.Act{})
+			kernels.Eltwise(kernels.EltSum, nil, [][]float32{s.out, s.ins[1]}, s.out, s.Act)
+			return
+		}
+		kernels.Conv2D(c.runner, s.Conv, s.ins[0], w, b, s.out, s.scratch, s.Act)
 	case weights.OpPool:
-		kernels.Pool2D(c.runner, s.pool, s.ins[0], s.out)
+		kernels.Pool2D(c.runner, s.Pool, s.ins[0], s.out)
 	case weights.OpEltwise:
-		kernels.Eltwise(s.eltOp, s.coeffs, s.ins, s.out, s.act)
+		kernels.Eltwise(s.Elt, s.Coeffs, s.ins, s.out, s.Act)
 	case weights.OpReLU:
-		kernels.Activate(s.ins[0], s.out, s.act)
+		kernels.Activate(s.ins[0], s.out, s.Act)
 	case weights.OpAffine:
-		kernels.Affine(s.channels, s.hw, s.ins[0], w, b, s.out, s.act)
+		kernels.Affine(s.channels, s.hw, s.ins[0], w, b, s.out, s.Act)
 	case weights.OpInnerProduct:
-		kernels.InnerProduct(c.runner, s.ins[0], w, b, s.out, s.act)
+		kernels.InnerProduct(c.runner, s.ins[0], w, b, s.out, s.Act)
 	case weights.OpSoftmax:
 		kernels.Softmax(s.channels, s.hw, s.ins[0], s.out)
 	case weights.OpConcat:
@@ -309,6 +320,6 @@ func (c *CPU) exec(s *step) {
 	case weights.OpFlatten:
 		// Same storage as the input: nothing to do.
 	default:
-		panic("core: unplanned op type " + s.typ) // Validate rejects unknown types
+		panic("core: unplanned op type " + s.Kind) // Validate rejects unknown types
 	}
 }

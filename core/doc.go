@@ -15,8 +15,11 @@
 // # Layout
 //
 //   - api.go: Open, Model, Info, the Classify methods, top-k.
-//   - cpu.go: the Backend interface and CPU, the executor over core/kernels.
-//   - plan.go: liveness planning of the activation buffers.
+//   - program.go: Compile, the backend-neutral Program (steps, values,
+//     buffer plan), Cuts and residual fusion.
+//   - cpu.go: the Backend interface and CPU, the interpreter of a Program
+//     over core/kernels.
+//   - backendtest/: the conformance harness every Backend runs.
 //   - errors.go: the error types.
 //   - weights/: the format (manifest.go), its validation and the shard reader;
 //     weights/weightstest builds small models for tests.
@@ -31,17 +34,23 @@
 // implements fs.ReadFileFS the slices it returns are the storage: float16
 // tensors are []uint16 views into them, never copied.
 //
-// # Execution plan
+// # Compiled program
 //
-// The op list (already folded and fused by the converter) is planned once
-// per Model: every blob version becomes a value with a producer and a last
-// reader; flatten outputs share their input's storage and a standalone ReLU
-// runs in place when nothing reads its input afterwards; storages are packed
-// greedily into a few activation buffers by liveness (Info.ActivationBytes
-// is their total: for ResNet-50, three buffers of 3.2 MB, where storing every
-// blob apart would take 66 MB).
-// All buffers, the im2col scratch and the weight-widening scratch are
-// allocated at Open, so an inference allocates nothing.
+// The op list (already folded and fused by the converter) is compiled once
+// per Model into a Program that every backend executes: each op becomes a
+// step with its kernel parameters resolved; every blob version becomes a
+// value with a producer and a last reader; flatten outputs share their
+// input's storage and a standalone ReLU runs in place when nothing reads
+// its input afterwards; storages are packed greedily into a few activation
+// buffers by liveness (Info.ActivationBytes is their total: for ResNet-50,
+// three buffers of 3.2 MB, where storing every blob apart would take 66 MB).
+// Compile can also fuse each residual sum into the convolution that ends
+// the block (CompileOptions.FuseResidual; the GPU does), keep blobs live as
+// taps (the features of a class activation map), and compile a range of
+// ops between two cuts, places where a single value crosses (Cuts): a
+// Cloudflare stage Worker runs such a slice.
+// The CPU allocates all buffers, the im2col scratch and the weight-widening
+// scratch when it is built, so an inference allocates nothing.
 //
 // Two weight modes: float16 resident (the default; each op widens its
 // weights and bias into one scratch buffer sized for the largest op just
@@ -53,12 +62,18 @@
 // # Backends
 //
 // Network execution sits behind one seam, the Backend interface: Run takes
-// one preprocessed input tensor and returns the output blob. CPU (NewCPU) is
-// the reference implementation. Another backend, such as the WebGPU one in
-// wasm/, is plugged in with Options.Backend: it receives the verified
-// *weights.Weights (the manifest's op list and every tensor's float16 bytes,
-// ready to upload) and may fall back to NewCPU when its device is missing.
-// Preprocessing, crop averaging and top-k stay in Model for every backend.
+// a batch of preprocessed input tensors and returns the output blobs (and
+// taps); a 10-crop classification is one batch of ten. CPU (NewCPU) is the
+// reference implementation. Another backend, such as the WebGPU one in
+// wasm/, is plugged in with Options.Backend: it receives the Program and
+// the verified *weights.Weights (every tensor's float16 bytes, ready to
+// upload), and may fall back to NewCPU when its device is missing. Who owns
+// the weight bytes afterwards: a backend that reads them while it runs says
+// so (BackendInfo.HostWeights: the CPU in float16 mode); otherwise Open
+// releases them once the backend is built, so a page does not keep the
+// shards in the Go heap beside the GPU's copy. Preprocessing, crop
+// averaging and top-k stay in Model for every backend; package backendtest
+// is the conformance harness a backend must pass.
 //
 // # Concurrency and errors
 //

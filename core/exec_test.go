@@ -35,11 +35,11 @@ func TestHandChecked(t *testing.T) {
 	e := []float64{math.Exp(3), math.Exp(1), math.Exp(1.5)}
 	want := []float64{e[0] / (e[0] + e[1] + e[2]), e[1] / (e[0] + e[1] + e[2]), e[2] / (e[0] + e[1] + e[2])}
 	for _, f32 := range []bool{false, true} {
-		c, err := NewCPU(w, CPUOptions{Float32Weights: f32, Threads: 1})
+		c, err := NewCPU(compile(t, w, CompileOptions{}), w, CPUOptions{Float32Weights: f32, Threads: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := c.Run([]float32{1, -2, 3, -4})
+		got, err := run1(c, []float32{1, -2, 3, -4})
 		c.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -71,11 +71,11 @@ func TestCPUMatchesNaive(t *testing.T) {
 			for _, f32 := range []bool{false, true} {
 				for _, threads := range []int{1, 2} {
 					name := fmt.Sprintf("seed%d/%s/f32=%v/threads=%d", seed, output, f32, threads)
-					c, err := NewCPU(w, CPUOptions{Float32Weights: f32, Threads: threads})
+					c, err := NewCPU(compile(t, w, CompileOptions{}), w, CPUOptions{Float32Weights: f32, Threads: threads})
 					if err != nil {
 						t.Fatal(err)
 					}
-					got, err := c.Run(in)
+					got, err := run1(c, in)
 					c.Close()
 					if err != nil {
 						t.Fatal(err)
@@ -103,11 +103,11 @@ func TestWeightModesIdentical(t *testing.T) {
 	in := randomInput(b, 3*20*18, 3)
 	var outs [2][]float32
 	for i, f32 := range []bool{false, true} {
-		c, err := NewCPU(w, CPUOptions{Float32Weights: f32, Threads: 1})
+		c, err := NewCPU(compile(t, w, CompileOptions{}), w, CPUOptions{Float32Weights: f32, Threads: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := c.Run(in)
+		out, err := run1(c, in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,24 +129,24 @@ func TestWeightModesIdentical(t *testing.T) {
 func TestRunRepeatable(t *testing.T) {
 	b := tinyResNet(3)
 	w := readWeights(t, b)
-	c, err := NewCPU(w, CPUOptions{Threads: 2})
+	c, err := NewCPU(compile(t, w, CompileOptions{}), w, CPUOptions{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	x, y := randomInput(b, 3*20*18, 2), randomInput(b, 3*20*18, 2)
-	first, _ := c.Run(x)
+	first, _ := run1(c, x)
 	first = append([]float32(nil), first...)
-	if _, err := c.Run(y); err != nil {
+	if _, err := run1(c, y); err != nil {
 		t.Fatal(err)
 	}
-	again, _ := c.Run(x)
+	again, _ := run1(c, x)
 	for i := range first {
 		if first[i] != again[i] {
 			t.Fatalf("prob[%d]: %v then %v", i, first[i], again[i])
 		}
 	}
-	if _, err := c.Run(x[:10]); err == nil {
+	if _, err := run1(c, x[:10]); err == nil {
 		t.Error("Run accepted an input of the wrong size")
 	}
 }
@@ -158,13 +158,13 @@ func TestNoAllocs(t *testing.T) {
 	in := randomInput(b, 3*20*18, 2)
 	for _, f32 := range []bool{false, true} {
 		for _, threads := range []int{1, 2} {
-			c, err := NewCPU(w, CPUOptions{Float32Weights: f32, Threads: threads})
+			c, err := NewCPU(compile(t, w, CompileOptions{}), w, CPUOptions{Float32Weights: f32, Threads: threads})
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.Run(in) // warm up
+			run1(c, in) // warm up
 			allocs := testing.AllocsPerRun(20, func() {
-				if _, err := c.Run(in); err != nil {
+				if _, err := run1(c, in); err != nil {
 					t.Fatal(err)
 				}
 			})
@@ -183,13 +183,13 @@ func TestEstimateCPU(t *testing.T) {
 		w := readWeights(t, b)
 		for _, f32 := range []bool{false, true} {
 			o := CPUOptions{Float32Weights: f32, Threads: 1}
-			c, err := NewCPU(w, o)
+			c, err := NewCPU(compile(t, w, CompileOptions{}), w, o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			info := c.Describe()
 			c.Close()
-			est := EstimateCPU(w.Manifest, o)
+			est := EstimateCPU(compile(t, w, CompileOptions{}), o)
 			if est.ActivationBytes != info.ActivationBytes || est.ScratchBytes != info.ScratchBytes || est.ScratchBytes <= 0 {
 				t.Errorf("%s f32=%v: estimate %+v, NewCPU %+v", b.M.Model, f32, est, info)
 			}

@@ -255,3 +255,19 @@ func f16(h uint16) float64 {
 	}
 	return sign * (1 + f/1024) * math.Pow(2, float64(e-15))
 }
+
+// compile compiles w's manifest with o.
+func compile(t testing.TB, w *weights.Weights, o CompileOptions) *Program {
+	t.Helper()
+	p, err := Compile(w.Manifest, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// run1 runs one input through c and returns the output values.
+func run1(c *CPU, in []float32) ([]float32, error) {
+	out, err := c.Run(in, 1)
+	return out.Values, err
+}

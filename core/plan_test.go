@@ -83,34 +83,62 @@ func randomGraph(seed uint64) *weightstest.Builder {
 // if an op reads a buffer that another storage has overwritten since its
 // value was written, or if an op's output overwrites one of its own inputs
 // other than through an in-place ReLU or a flatten alias.
-func checkPlan(t *testing.T, p *plan) {
+func checkPlan(t *testing.T, p *Program) {
 	t.Helper()
-	holds := make([]int, len(p.bufs))
+	// A storage is a value and the values in-place steps derive from it
+	// (same buffer, same data or an elementwise rewrite of it). holds[b] is
+	// the storage whose data buffer b holds.
+	storage := make([]int, len(p.Values))
+	for v := range storage {
+		storage[v] = v
+	}
+	holds := make([]int, len(p.Buffers))
 	for i := range holds {
 		holds[i] = -1
 	}
-	bufOf := func(v int) int { return p.storage[p.values[v].storage].buf }
 	write := func(v int) {
-		st := &p.storage[p.values[v].storage]
-		if p.bufs[st.buf] < p.values[v].size {
-			t.Fatalf("value %d (%d floats) does not fit buffer %d (%d)", v, p.values[v].size, st.buf, p.bufs[st.buf])
+		val := &p.Values[v]
+		if val.Buffer < 0 || p.Buffers[val.Buffer] < val.Offset+val.Size {
+			t.Fatalf("value %d (%s, %d floats) does not fit buffer %d", v, val.Blob, val.Size, val.Buffer)
 		}
-		holds[st.buf] = p.values[v].storage
+		holds[val.Buffer] = storage[v]
 	}
-	write(p.input)
-	for i, op := range p.ops {
-		for _, v := range p.opIns[i] {
-			if holds[bufOf(v)] != p.values[v].storage {
-				t.Fatalf("op %d (%s) reads value %d from buffer %d, overwritten by storage %d", i, op.Name, v, bufOf(v), holds[bufOf(v)])
+	write(p.Input)
+	for i, s := range p.Steps {
+		if p.Values[s.Out].Def != i {
+			t.Fatalf("step %d (%s) writes value %d, whose Def is %d", i, s.Name, s.Out, p.Values[s.Out].Def)
+		}
+		for _, v := range s.In {
+			if b := p.Values[v].Buffer; holds[b] != storage[v] {
+				t.Fatalf("step %d (%s) reads value %d from buffer %d, overwritten by storage %d", i, s.Name, v, b, holds[b])
 			}
-			if bufOf(v) == bufOf(p.opOut[i]) && op.Type != weights.OpReLU && op.Type != weights.OpFlatten {
-				t.Fatalf("op %d (%s, %s) writes the buffer it reads", i, op.Name, op.Type)
+			if p.Values[v].Last < i {
+				t.Fatalf("step %d (%s) reads value %d after its last reader %d", i, s.Name, v, p.Values[v].Last)
+			}
+			if p.Values[v].Buffer == p.Values[s.Out].Buffer && !s.InPlace {
+				t.Fatalf("step %d (%s, %s) writes the buffer it reads", i, s.Name, s.Kind)
 			}
 		}
-		write(p.opOut[i])
+		if s.InPlace {
+			if p.Values[s.Out].Buffer != p.Values[s.In[0]].Buffer {
+				t.Fatalf("in-place step %d (%s) writes another buffer", i, s.Name)
+			}
+			storage[s.Out] = storage[s.In[0]]
+			if s.Kind != weights.OpFlatten {
+				// It rewrites the data: nothing of the storage may be read later.
+				for v := range p.Values {
+					if storage[v] == storage[s.Out] && v != s.Out && p.Values[v].Def <= i && p.Values[v].Last > i {
+						t.Fatalf("in-place step %d (%s) overwrites value %d, read until step %d", i, s.Name, v, p.Values[v].Last)
+					}
+				}
+			}
+		}
+		write(s.Out)
 	}
-	if holds[bufOf(p.output)] != p.values[p.output].storage {
-		t.Fatal("the output's buffer was overwritten before the end")
+	for _, v := range append([]int{p.Output}, p.Taps...) {
+		if holds[p.Values[v].Buffer] != storage[v] {
+			t.Fatalf("value %d (%s), the output or a tap, was overwritten before the end", v, p.Values[v].Blob)
+		}
 	}
 }
 
@@ -125,20 +153,20 @@ func TestPlan(t *testing.T) {
 	for i, b := range builders {
 		t.Run(fmt.Sprintf("%d-%s", i, b.M.Model), func(t *testing.T) {
 			w := readWeights(t, b)
-			p := newPlan(w.Manifest, true)
+			p := compile(t, w, CompileOptions{})
 			checkPlan(t, p)
-			checkPlan(t, newPlan(w.Manifest, false))
-			if p.activationFloats() >= p.valueFloats() {
-				t.Errorf("packed plan needs %d floats, no less than the %d of all values", p.activationFloats(), p.valueFloats())
+			checkPlan(t, compile(t, w, CompileOptions{NoReuse: true}))
+			if p.ActivationFloats() >= p.valueFloats() {
+				t.Errorf("packed plan needs %d floats, no less than the %d of all values", p.ActivationFloats(), p.valueFloats())
 			}
 			in := b.Random(w.Manifest.Input.Channels*w.Manifest.Input.Height*w.Manifest.Input.Width, 2)
 			var outs [2][]float32
 			for j, noReuse := range []bool{false, true} {
-				c, err := NewCPU(w, CPUOptions{Threads: 1, noReuse: noReuse})
+				c, err := NewCPU(compile(t, w, CompileOptions{NoReuse: noReuse}), w, CPUOptions{Threads: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
-				out, err := c.Run(in)
+				out, err := run1(c, in)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -165,13 +193,12 @@ func TestPlanHand(t *testing.T) {
 	b.Conv("c3", "c4", 2, 1, 3, 1, 1, false, 1)
 	b.Labels(16)
 	w := readWeights(t, b)
-	p := newPlan(w.Manifest, true)
+	p := compile(t, w, CompileOptions{})
 	checkPlan(t, p)
-	if len(p.bufs) != 2 || p.activationFloats() != 2*32 {
-		t.Errorf("chain plan: buffers %v, want two of 32 floats", p.bufs)
+	if len(p.Buffers) != 2 || p.ActivationFloats() != 2*32 {
+		t.Errorf("chain plan: buffers %v, want two of 32 floats", p.Buffers)
 	}
-	relu := p.opOut[1]
-	if p.values[relu].storage != p.values[p.opOut[0]].storage {
+	if relu := p.Steps[1]; !relu.InPlace || p.Values[relu.Out].Buffer != p.Values[p.Steps[0].Out].Buffer {
 		t.Error("the ReLU did not run in place")
 	}
 }

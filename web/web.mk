@@ -9,6 +9,9 @@
 #   make web-test   the bridge's Go tests as scalar js/wasm in node (the simd
 #                   run is part of test-wasm), then the page in headless
 #                   Chromium (web/test: node --test + playwright-core)
+#   make web-bench  the page's speed in headless Chromium: load from cache,
+#                   one image, a 16-image drop on one worker and on the pool
+#                   (web/test/bench.mjs; figures, not pass/fail)
 #
 # web-test uses $(WEB_TEST_MODEL), a synthetic ResNet-50 (make synthetic);
 # `make web` then ships it with any other converted model.
@@ -25,7 +28,7 @@ SERVE_ADDR ?= 127.0.0.1:8080
 WEB_TEST_MODEL ?= $(WEIGHTS_DIR)/resnet50-synthetic
 WASM_LDFLAGS ?= -s -w
 
-.PHONY: web serve web-test web-wasm-test web-browser-test web-clean
+.PHONY: web serve web-test web-wasm-test web-browser-test web-bench web-clean
 
 # Two builds of one program: the simd kernels (WASM SIMD128) and their scalar
 # twins (build tag !goexperiment.simd). The worker picks one at run time.
@@ -55,7 +58,9 @@ web/test/node_modules/.package-lock.json: web/test/package.json web/test/package
 
 # The page in real Chromium: model load and progress, drop / file input /
 # keyboard / paste compared with tools/classify, error cards, responsiveness,
-# cache on reload, clear cache, scalar build, sub-path, offline.
+# cache on reload, clear cache, scalar build, sub-path, offline; and with
+# WebGPU on (webgpu.test.mjs): ?backend=webgpu against ?backend=cpu, and the
+# default choosing the CPU on Chromium's software adapter.
 web-browser-test: $(WEB_TEST_MODEL)/manifest.json web/test/node_modules/.package-lock.json
 	$(MAKE) --no-print-directory web
 	$(GO) build -o $(WEB_BIN)/serve ./tools/serve
@@ -66,6 +71,13 @@ web-browser-test: $(WEB_TEST_MODEL)/manifest.json web/test/node_modules/.package
 		$(NODE) --test --test-concurrency=1 *.test.mjs
 
 web-test: web-wasm-test web-browser-test
+
+web-bench: $(WEB_TEST_MODEL)/manifest.json web/test/node_modules/.package-lock.json
+	$(MAKE) --no-print-directory web
+	$(GO) build -o $(WEB_BIN)/serve ./tools/serve
+	cd web/test && RESIDUAL_SITE=$(abspath $(WEB_DIST)) RESIDUAL_MODEL=$(notdir $(WEB_TEST_MODEL)) \
+		RESIDUAL_MODEL_DIR=$(abspath $(WEB_TEST_MODEL)) RESIDUAL_SERVE=$(abspath $(WEB_BIN)/serve) \
+		CHROMIUM=$(CHROMIUM) $(NODE) bench.mjs
 
 web-clean:
 	rm -rf $(WEB_DIST) $(WEB_WASM_DIR) web/test/artifacts

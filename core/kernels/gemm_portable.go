@@ -20,5 +20,3 @@ func gemmLayout() wsLayout { return simdLayout() }
 const hasAsm = false
 
 func usesImageB() bool { return false }
-
-func widenF16(dst []float32, src []uint16) { widenF16SIMD(dst, src) }

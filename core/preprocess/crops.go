@@ -64,41 +64,22 @@ func (b *Buffers) Crops(img image.Image, s Spec, n int, dst [][]float32) error {
 		return &GeometryError{Reason: "nil image"}
 	}
 	r := img.Bounds()
-	w, h := r.Dx(), r.Dy()
-	if w <= 0 || h <= 0 {
-		return &GeometryError{Reason: fmt.Sprintf("the image is empty (%dx%d pixels)", w, h)}
+	l, err := CropLayout(r.Dx(), r.Dy(), s, n)
+	if err != nil {
+		return err
 	}
-	read := newRowReader(img)
-
-	src := &b.resized
-	if w == s.Width && h == s.Height {
-		// Decision 4: an image already the network's input size is used as is.
-		b.reduce(read, r, 1)
-		src = &b.work
-	} else {
-		resize := s.resize()
-		rw, rh := ResizedSize(w, h, resize)
-		if rw < s.Width || rh < s.Height {
-			return &GeometryError{Reason: fmt.Sprintf(
-				"a %dx%d image resized to shorter side %d is %dx%d, smaller than the %dx%d (width x height) crop; Spec.Resize must be at least the crop size",
-				w, h, resize, rw, rh, s.Width, s.Height)}
-		}
-		if rw > MaxResizedPixels/rh {
-			return &GeometryError{Reason: fmt.Sprintf(
-				"a %dx%d image resized to shorter side %d would be %dx%d, more than %d pixels: its aspect ratio is too extreme to classify; crop it first",
-				w, h, resize, rw, rh, MaxResizedPixels)}
-		}
-		f := min(w/(2*rw), h/(2*rh), maxBox)
-		b.reduce(read, r, max(f, 1))
-		if b.work.Rect.Dx() == rw && b.work.Rect.Dy() == rh {
-			src = &b.work
-		} else {
-			b.resize(rw, rh)
-		}
+	// Box-reduce by an integer factor while the image stays at least twice
+	// the resized size, then resize (unless the reduced image already has
+	// the size: always so for an image used as is).
+	f := min(r.Dx()/(2*l.W), r.Dy()/(2*l.H), maxBox)
+	b.reduce(newRowReader(img), r, max(f, 1))
+	src := &b.work
+	if b.work.Rect.Dx() != l.W || b.work.Rect.Dy() != l.H {
+		b.resize(l.W, l.H)
+		src = &b.resized
 	}
-
-	for i, o := range cropOrigins(src.Rect.Dx(), src.Rect.Dy(), s.Width, s.Height, n) {
-		writeCrop(dst[i], src, o, i >= 5, &s)
+	for i, c := range l.Crops {
+		writeCrop(dst[i], src, c.Rect.Min, c.Mirror, &s)
 	}
 	return nil
 }

@@ -2,13 +2,10 @@ package preprocess
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
-)
 
-// photosDir holds the real photographs the end-to-end tests use
-// (testdata/photos/README.md gives their origin).
-var photosDir = filepath.Join("..", "..", "testdata", "photos")
+	"github.com/residual-go/residual/internal/testfiles"
+)
 
 // TestPhotos decodes every photograph kept for end-to-end tests and checks its
 // displayed size; the Exif-rotated copy of video-001 must display like the
@@ -26,7 +23,7 @@ func TestPhotos(t *testing.T) {
 	}
 	s := resnetSpec()
 	for _, tc := range tests {
-		data, err := os.ReadFile(filepath.Join(photosDir, tc.file))
+		data, err := os.ReadFile(testfiles.Photo(t, tc.file))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,11 +36,11 @@ func TestPhotos(t *testing.T) {
 		}
 		runCrops(t, img, s, 10)
 	}
-	orig, err := Decode(mustRead(t, filepath.Join(photosDir, "video-001.jpeg")), 0)
+	orig, err := Decode(mustRead(t, testfiles.Photo(t, "video-001.jpeg")), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rot, err := Decode(mustRead(t, filepath.Join(photosDir, "video-001.exif6.jpeg")), 0)
+	rot, err := Decode(mustRead(t, testfiles.Photo(t, "video-001.exif6.jpeg")), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,6 +76,22 @@ type ReadOptions struct {
 	Progress func(done, total int64)
 }
 
+// DigestFS is an fs.ReadFileFS that may already know the SHA-256 of some of
+// its files: wasm/browser's loader, whose shards the browser hashed with
+// WebCrypto (crypto.subtle.digest, native code) right where they lie in
+// memory. For such a shard Read compares the given digest with the
+// manifest's instead of hashing the bytes again; the size check, the
+// comparison and every format check stay here. By implementing SHA256, a
+// file system vouches that the digest is of exactly the bytes its ReadFile
+// returns: the trust model is that the code computing the digest is as
+// trusted as the code handing over the bytes (see web/README.md).
+type DigestFS interface {
+	fs.ReadFileFS
+	// SHA256 returns the SHA-256 of the bytes ReadFile(name) returns, and
+	// whether it is known. Read hashes the files it is not known for.
+	SHA256(name string) (sum [sha256.Size]byte, ok bool)
+}
+
 // Weights is a loaded model: its manifest and the bytes of every shard,
 // verified against their sha256. Tensors are views into the shard bytes.
 type Weights struct {
@@ -88,7 +104,9 @@ type Weights struct {
 // every shard, verifying its size and sha256 while reading. When fsys
 // implements fs.ReadFileFS, the slices its ReadFile returns become the storage
 // (no copy, unless a slice is not 4-byte aligned); otherwise each shard is read
-// into one slice of its size.
+// into one slice of its size. When fsys is a DigestFS that knows a shard's
+// SHA-256, that digest is compared with the manifest instead of one computed
+// here.
 //
 // Errors are *FormatError (manifest), *ShardError (missing, unreadable,
 // truncated or oversized shard) or *ChecksumError.
@@ -134,7 +152,7 @@ func Read(fsys fs.FS, opts ReadOptions) (*Weights, error) {
 }
 
 // readWhole reads a shard with ReadFile, checks its size and hashes it in
-// chunks, reporting progress.
+// chunks, reporting progress (or takes its digest from a DigestFS).
 func readWhole(fsys fs.ReadFileFS, s Shard, progress func(int64)) ([]byte, error) {
 	data, err := fsys.ReadFile(s.File)
 	if err != nil {
@@ -142,6 +160,15 @@ func readWhole(fsys fs.ReadFileFS, s Shard, progress func(int64)) ([]byte, error
 	}
 	if err := checkSize(s, int64(len(data))); err != nil {
 		return nil, err
+	}
+	if d, ok := fsys.(DigestFS); ok {
+		if sum, ok := d.SHA256(s.File); ok {
+			if err := checkSum(s, sum[:]); err != nil {
+				return nil, err
+			}
+			progress(int64(len(data)))
+			return data, nil
+		}
 	}
 	if err := verify(s, data, progress); err != nil {
 		return nil, err

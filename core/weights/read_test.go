@@ -2,6 +2,8 @@ package weights_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -405,5 +407,100 @@ func TestMisalignedStorage(t *testing.T) {
 	}
 	if m, w := got.F32("mean"), want.F32("mean"); len(m) != len(w) || m[17] != w[17] {
 		t.Error("float32 view differs")
+	}
+}
+
+// digestFS is a MapFS that claims the SHA-256 of the files in sums.
+type digestFS struct {
+	fstest.MapFS
+	sums  map[string][sha256.Size]byte
+	asked map[string]bool
+}
+
+func (d *digestFS) SHA256(name string) ([sha256.Size]byte, bool) {
+	d.asked[name] = true
+	sum, ok := d.sums[name]
+	return sum, ok
+}
+
+// TestDigestFS: a DigestFS's digests are compared with the manifest instead
+// of hashing the shards; the size is still checked, and a shard without a
+// digest is hashed as usual.
+func TestDigestFS(t *testing.T) {
+	f := files(t, smallModel(t))
+	m, err := weights.ParseManifest(f[weights.ManifestFile])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Shards) < 2 {
+		t.Fatalf("the model has %d shards, the test needs 2", len(m.Shards))
+	}
+	first, second := m.Shards[0].File, m.Shards[1].File
+	manifestSum := func(name string) [sha256.Size]byte {
+		for _, s := range m.Shards {
+			if s.File == name {
+				var sum [sha256.Size]byte
+				if _, err := hex.Decode(sum[:], []byte(s.SHA256)); err != nil {
+					t.Fatal(err)
+				}
+				return sum
+			}
+		}
+		t.Fatalf("no shard %s", name)
+		return [sha256.Size]byte{}
+	}
+	flipped := func(name string) fstest.MapFS {
+		fsys := mapFS(f)
+		b := bytes.Clone(f[name])
+		b[len(b)/2] ^= 0x10
+		fsys[name] = &fstest.MapFile{Data: b}
+		return fsys
+	}
+	for _, tc := range []struct {
+		name    string
+		fsys    fstest.MapFS
+		sums    map[string][sha256.Size]byte
+		wantErr string // "" for success
+	}{
+		// The digest stands for the bytes: Read does not hash them again,
+		// so bytes that differ from it are not noticed (the file system
+		// vouches for them; see DigestFS).
+		{"digests trusted", flipped(first), map[string][sha256.Size]byte{first: manifestSum(first)}, ""},
+		{"wrong digest refused", mapFS(f), map[string][sha256.Size]byte{first: sha256.Sum256([]byte("other"))}, "sha256"},
+		{"no digest: hashed", flipped(second), map[string][sha256.Size]byte{first: manifestSum(first)}, "sha256"},
+		{"size still checked", func() fstest.MapFS {
+			fsys := mapFS(f)
+			fsys[first] = &fstest.MapFile{Data: f[first][:len(f[first])-1]}
+			return fsys
+		}(), map[string][sha256.Size]byte{first: manifestSum(first)}, "truncated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &digestFS{MapFS: tc.fsys, sums: tc.sums, asked: map[string]bool{}}
+			var last, total int64
+			w, err := weights.Read(d, weights.ReadOptions{Progress: func(done, all int64) { last, total = done, all }})
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if w.Manifest.Model != m.Model || last != total {
+					t.Errorf("model %q, progress %d of %d", w.Manifest.Model, last, total)
+				}
+				for _, s := range m.Shards {
+					if !d.asked[s.File] {
+						t.Errorf("Read never asked for the digest of %s", s.File)
+					}
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+			if strings.Contains(tc.wantErr, "sha256") {
+				var ce *weights.ChecksumError
+				if !errors.As(err, &ce) {
+					t.Errorf("error %T, want *weights.ChecksumError", err)
+				}
+			}
+		})
 	}
 }

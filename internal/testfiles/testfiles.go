@@ -2,13 +2,20 @@
 // photos and Caffe files under testdata/, the prototxts and labels under
 // weights/. It is the one place that knows where the repository's root is, so
 // a test in any package (natively or as js/wasm under node) names a file by
-// its path from the root. Nothing here reads anything outside the repository.
+// its path from the root; the benchmark driver (tools/bench) uses it too.
+// Nothing here reads anything outside the repository.
+//
+// A package's own testdata/ directory (fuzz seeds, golden files) is read by
+// its tests with a relative path, as the go command intends; this package is
+// for the files several packages share.
 package testfiles
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -69,4 +76,43 @@ func Caffe(tb testing.TB, name string) string {
 		return Path(tb, Prototxt(name))
 	}
 	return Path(tb, "testdata/caffe/"+name)
+}
+
+// Photo returns the path of one photograph of testdata/photos by file name
+// (testdata/photos/README.md says where each comes from).
+func Photo(tb testing.TB, name string) string {
+	tb.Helper()
+	return Path(tb, Photos+"/"+name)
+}
+
+// PhotoPaths lists the photographs of testdata/photos (the files with an
+// image extension, not the README), sorted by name, as absolute paths.
+func PhotoPaths() ([]string, error) {
+	dir := filepath.Join(Root(), filepath.FromSlash(Photos))
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff":
+			paths = append(paths, filepath.Join(dir, e.Name()))
+		}
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("no photographs in %s", dir)
+	}
+	slices.Sort(paths)
+	return paths, nil
+}
+
+// AllPhotos is PhotoPaths for a test: a missing or empty directory fails it.
+func AllPhotos(tb testing.TB) []string {
+	tb.Helper()
+	paths, err := PhotoPaths()
+	if err != nil {
+		tb.Fatalf("test photographs: %v", err)
+	}
+	return paths
 }

@@ -48,6 +48,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/residual-go/residual/internal/testfiles"
 )
 
 // ModelEnv names the environment variable that passes the ResNet-50 model
@@ -118,15 +120,15 @@ func main() {
 }
 
 func run(c *config, w io.Writer) error {
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
+	root := testfiles.Root()
 	c.root = root
+	var err error
 	if c.model, err = findModel(c, root); err != nil {
 		return err
 	}
-	c.image = findImage(root)
+	if c.image, err = findImage(); err != nil {
+		return err
+	}
 	start := time.Now()
 	t := &Table{Header: []string{"benchmark", "build", "value", "vs baseline", "notes"}}
 	peakRows(c, t)
@@ -160,30 +162,20 @@ func run(c *config, w io.Writer) error {
 	return nil
 }
 
-// moduleRoot is the directory of the main module's go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+// findImage picks the benchmark photo: the first JPEG or PNG of the
+// repository's testdata/photos (internal/testfiles lists them).
+func findImage() (string, error) {
+	photos, err := testfiles.PhotoPaths()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", err
 	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("not inside the residual module: run from the repository (make bench)")
-	}
-	return filepath.Dir(mod), nil
-}
-
-// findImage picks the benchmark photo: the first of testdata/photos, else a
-// JPEG of the Go distribution.
-func findImage(root string) string {
-	entries, _ := os.ReadDir(filepath.Join(root, "testdata", "photos"))
-	for _, e := range entries {
-		switch strings.ToLower(filepath.Ext(e.Name())) {
+	for _, p := range photos {
+		switch strings.ToLower(filepath.Ext(p)) {
 		case ".jpg", ".jpeg", ".png":
-			return filepath.Join(root, "testdata", "photos", e.Name())
+			return p, nil
 		}
 	}
-	return filepath.Join(runtimeGOROOT(), "src", "image", "testdata", "video-001.jpeg")
+	return "", fmt.Errorf("no JPEG or PNG among %d test photographs", len(photos))
 }
 
 func runtimeGOROOT() string {

@@ -8,12 +8,14 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/core/kernels"
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/core/weights/weightstest"
 	"github.com/residual-go/residual/tools/convert/caffe"
@@ -288,8 +290,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"-h"}, 0, "Examples:"},
 		{[]string{"x.jpg"}, 2, "-model is required"},
 		{[]string{"-model", dir}, 2, "no images"},
-		{[]string{"-model", dir, "-crops", "3", "x.jpg"}, 2, "-crops must be 1 or 10"},
-		{[]string{"-model", dir, "-top", "0", "x.jpg"}, 2, "-top must be at least 1"},
+		{[]string{"-model", dir, "-crops", "3", "x.jpg"}, 2, "option crops: 3"},
+		{[]string{"-model", dir, "-top", "0", "x.jpg"}, 2, "option top: 0"},
 		{[]string{"-model", dir, "-threads", "-2", "x.jpg"}, 2, "-threads"},
 		{[]string{"-bogus"}, 2, "flag provided but not defined"},
 		{[]string{"-model", t.TempDir(), "x.jpg"}, 1, "re-run tools/convert"},
@@ -299,4 +301,113 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%v: status %d, stderr %q; want %d and %q", tc.args, status, stderr, tc.status, tc.stderr)
 		}
 	}
+}
+
+// TestCAM: -cam writes one PNG per image at the image's own size, and the
+// JSON line's grid is the raw map of the converted model's features (8 x 8
+// for miniNet's pool5 of kernel 8: the official prototxts' form, an
+// average pooling over the whole input rather than global_pooling),
+// whose mean plus the class's bias is its logit.
+func TestCAM(t *testing.T) {
+	model := convertedModel(t)
+	good, bad := writeImages(t)
+	camDir := filepath.Join(t.TempDir(), "maps")
+	var stdout, stderr bytes.Buffer
+	code := run(append([]string{"-model", model, "-json", "-cam", camDir, "-top", "10"}, append(good, bad)...), &stdout, &stderr)
+	if code != 1 {
+		t.Fatalf("exit %d (one bad file: want 1); stderr %s", code, stderr.String())
+	}
+	m, err := core.Open(os.DirFS(model), core.Options{CAM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var fc weights.Op
+	for _, op := range m.Manifest().Ops {
+		if op.Type == weights.OpInnerProduct {
+			fc = op
+		}
+	}
+	bias := make([]float32, 10)
+	kernels.WidenF16(bias, m.Weights().F16(fc.Bias))
+	if fc.Bias == "" || bias[0] == 0 {
+		t.Fatalf("no inner product bias found in %+v", fc)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines: %s", len(lines), stdout.String())
+	}
+	for i, line := range lines[:2] {
+		var got jsonLine
+		if err := json.Unmarshal([]byte(line), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.CAM == nil || got.CAM.Index != got.Top[0].Index || len(got.CAM.Grid) != 8 || len(got.CAM.Grid[0]) != 8 {
+			t.Fatalf("line %d: cam %+v", i, got.CAM)
+		}
+		if want := filepath.Join(camDir, filepath.Base(good[i])+".cam.png"); got.CAM.PNG != want {
+			t.Errorf("png %q, want %q", got.CAM.PNG, want)
+		}
+		f, err := os.Open(got.CAM.PNG)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := png.DecodeConfig(f)
+		f.Close()
+		if err != nil || cfg.Width != 45 || cfg.Height != 40 {
+			t.Errorf("%s: %dx%d (%v), want the image's 45x40", got.CAM.PNG, cfg.Width, cfg.Height, err)
+		}
+		// The second class's map from the library: mean(map) + bias is the
+		// logit, so log(p1/p2) is the difference of the two.
+		second := got.Top[1].Index
+		res, err := m.ClassifyBytes(must(os.ReadFile(good[i])), core.ClassifyOptions{CAM: true, CAMClasses: []int{second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logit := func(grid []float32, class int) float64 {
+			var s float64
+			for _, v := range grid {
+				s += float64(v)
+			}
+			return s/float64(len(grid)) + float64(bias[class])
+		}
+		var flat []float32
+		for _, row := range got.CAM.Grid {
+			flat = append(flat, row...)
+		}
+		// This random net's logits are large (inputs 0..255, no scaling), so
+		// float32 sums inside the network carry errors of about 1e-6 of
+		// their size, which is the bound.
+		l1, l2 := logit(flat, got.CAM.Index), logit(res.Maps[1].Center(), second)
+		if want := math.Log(got.Top[0].Prob / got.Top[1].Prob); math.Abs(l1-l2-want) > 1e-4+1e-5*(math.Abs(l1)+math.Abs(l2)) {
+			t.Errorf("%s: logit difference from the maps %v (logits %v, %v), from the probabilities %v", good[i], l1-l2, l1, l2, want)
+		}
+	}
+	if !strings.Contains(lines[2], `"error"`) || strings.Contains(lines[2], `"cam"`) {
+		t.Errorf("bad file line: %s", lines[2])
+	}
+	entries, _ := os.ReadDir(camDir)
+	if len(entries) != 2 {
+		t.Errorf("%d files in the map directory, want 2", len(entries))
+	}
+
+	// A model without a global average pooling + inner product end: a clear error.
+	noCAM := t.TempDir()
+	b := weightstest.New("nocam", 3, 8, 8, 5)
+	b.Conv("data", "conv", 3, 4, 3, 1, 1, true, 0.5)
+	b.Op(weights.Op{Type: weights.OpSoftmax, Inputs: []string{"conv"}, Output: "prob"})
+	if err := b.WriteDir(noCAM); err != nil {
+		t.Fatal(err)
+	}
+	stderr.Reset()
+	if code := run([]string{"-model", noCAM, "-cam", camDir, good[0]}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no class activation maps") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -15,10 +15,14 @@ import (
 	"strings"
 	"syscall/js"
 	"testing"
+	"unsafe"
 
+	"github.com/x448/float16"
+
+	"github.com/residual-go/residual/core"
+	"github.com/residual-go/residual/core/backendtest"
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/wasm/jsbridge"
-	"github.com/x448/float16"
 )
 
 // tinyModel is a two-class model over a 3x2x2 BGR input: class 0 sums the
@@ -104,6 +108,12 @@ func await(t *testing.T, p js.Value) (v js.Value, name, msg string) {
 	return v, "", ""
 }
 
+// navigatorGPU says whether this node has WebGPU (Dawn preloaded).
+func navigatorGPU() bool {
+	nav := js.Global().Get("navigator")
+	return nav.Type() == js.TypeObject && nav.Get("gpu").Type() == js.TypeObject
+}
+
 func mustAwait(t *testing.T, p js.Value) js.Value {
 	t.Helper()
 	v, name, msg := await(t, p)
@@ -165,6 +175,17 @@ func testLoadAndClassify(t *testing.T, weightMode string, f32 bool) {
 	if k := info.Get("kernels").String(); k != api.Get("kernels").String() {
 		t.Errorf("info.kernels %q differs from api.kernels %q", k, api.Get("kernels").String())
 	}
+	// No navigator.gpu in node without Dawn: the automatic choice is the
+	// CPU, with the reason.
+	be := model.Get("backend")
+	if navigatorGPU() {
+		t.Logf("navigator.gpu is present: model.backend = %s", js.Global().Get("JSON").Call("stringify", be))
+	} else if be.Get("backend").String() != "cpu" || !strings.Contains(be.Get("reason").String(), "navigator.gpu") {
+		t.Errorf("model.backend = %s", js.Global().Get("JSON").Call("stringify", be))
+	}
+	if h := model.Get("heapBytes"); h.Type() != js.TypeNumber || h.Float() <= 0 {
+		t.Errorf("model.heapBytes = %v", h)
+	}
 
 	// By hand: a pure red 2x2 image is B=0, G=0, R=255 in BGR planes, so
 	// logit0 = b0 and logit1 = 4*255*w.
@@ -201,6 +222,9 @@ func testLoadAndClassify(t *testing.T, weightMode string, f32 bool) {
 			if ms := r.Get("ms"); ms.Type() != js.TypeNumber || ms.Float() < 0 {
 				t.Errorf("ms = %v", ms)
 			}
+			if b := r.Get("backend").String(); b != model.Get("backend").Get("backend").String() {
+				t.Errorf("classify ran on %q, the model on %q", b, model.Get("backend").Get("backend").String())
+			}
 		})
 	}
 }
@@ -230,8 +254,8 @@ func TestErrors(t *testing.T) {
 		{"truncated png", func() js.Value { return model.Call("classify", u8(truncated)) }, "ImageError", "PNG"},
 		{"empty", func() js.Value { return model.Call("classify", u8(nil)) }, "ImageError", "empty"},
 		{"string instead of bytes", func() js.Value { return model.Call("classify", "red.png") }, "Error", "classify: image bytes: want a Uint8Array or ArrayBuffer, got string"},
-		{"bad top", func() js.Value { return model.Call("classify", u8(red), opts("top", 0)) }, "Error", "option top"},
-		{"bad crops", func() js.Value { return model.Call("classify", u8(red), opts("crops", 3)) }, "Error", "Crops"},
+		{"bad top", func() js.Value { return model.Call("classify", u8(red), opts("top", 0)) }, "OptionError", "option top: 0"},
+		{"bad crops", func() js.Value { return model.Call("classify", u8(red), opts("crops", 3)) }, "OptionError", "option crops: 3"},
 		{"bad manifest", func() js.Value { return api.Call("newLoader", u8([]byte(`{"format":"nope"}`))) }, "FormatError", "not a residual model manifest"},
 		{"manifest not bytes", func() js.Value { return api.Call("newLoader") }, "Error", "newLoader: manifest: want a Uint8Array"},
 		{"chunk past the size", func() js.Value {
@@ -256,6 +280,17 @@ func TestErrors(t *testing.T) {
 			mustAwait(t, ld.Call("write", "shard-000.bin", u8(bad)))
 			return ld.Call("open")
 		}, "ShardError", "sha256"},
+		{"unknown backend", func() js.Value {
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			defer ld.Call("discard")
+			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
+			return ld.Call("open", opts("backend", "cuda"))
+		}, "Error", `backend "cuda": use "auto", "webgpu" or "cpu"`},
+		{"cpu backend", func() js.Value {
+			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
+			return ld.Call("open", opts("backend", "cpu"))
+		}, "", ""},
 		{"rewind then refill", func() js.Value {
 			ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
 			mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard[:60])))
@@ -295,7 +330,7 @@ func TestLoaderAndModelRelease(t *testing.T) {
 	mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard)))
 	model := mustAwait(t, ld.Call("open"))
 	// The loader is spent: its methods are gone (their js.Funcs released).
-	for _, m := range []string{"write", "rewind", "open", "discard"} {
+	for _, m := range []string{"write", "rewind", "bytesAt", "setSHA256", "open", "discard"} {
 		if ld.Get(m).Type() != js.TypeUndefined {
 			t.Errorf("loader.%s survives open", m)
 		}
@@ -311,5 +346,164 @@ func TestLoaderAndModelRelease(t *testing.T) {
 	mustAwait(t, ld2.Call("discard"))
 	if ld2.Get("write").Type() != js.TypeUndefined {
 		t.Error("loader.write survives discard")
+	}
+}
+
+// TestDigestFromJavaScript: loader.bytesAt shows where a shard's bytes lie
+// (JavaScript hashes them there with WebCrypto) and loader.setSHA256 hands
+// the digest in; open compares it with the manifest instead of hashing.
+func TestDigestFromJavaScript(t *testing.T) {
+	api := newAPI()
+	tm := newTinyModel(t)
+	good := sha256.Sum256(tm.shard)
+	newFilled := func(shard []byte) js.Value {
+		ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+		mustAwait(t, ld.Call("write", "shard-000.bin", u8(shard)))
+		return ld
+	}
+
+	t.Run("bytesAt", func(t *testing.T) {
+		ld := newFilled(tm.shard)
+		defer ld.Call("discard")
+		at := mustAwait(t, ld.Call("bytesAt", "shard-000.bin"))
+		off, n := at.Get("offset").Int(), at.Get("length").Int()
+		if n != len(tm.shard) || off <= 0 {
+			t.Fatalf("bytesAt = {offset: %d, length: %d}", off, n)
+		}
+		// In js/wasm a pointer is an offset into the instance's memory.
+		got := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), off)), n)
+		if !bytes.Equal(got, tm.shard) {
+			t.Fatal("the bytes at bytesAt's offset are not the shard")
+		}
+	})
+
+	tests := []struct {
+		name     string
+		shard    []byte
+		digest   []byte
+		wantName string
+		wantMsg  string
+	}{
+		{"right digest", tm.shard, good[:], "", ""},
+		{"wrong digest", tm.shard, bytes.Repeat([]byte{7}, 32), "ShardError", "sha256"},
+		{"short digest", tm.shard, good[:31], "Error", "32"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ld := newFilled(tt.shard)
+			_, name, msg := await(t, ld.Call("setSHA256", "shard-000.bin", u8(tt.digest)))
+			if name == "" {
+				var model js.Value
+				model, name, msg = await(t, ld.Call("open"))
+				if name == "" {
+					defer model.Call("close")
+					r := mustAwait(t, model.Call("classify", u8(pngOf(t, color.RGBA{255, 0, 0, 255}))))
+					if r.Get("top").Index(0).Get("index").Int() != 1 {
+						t.Error("a model opened with a digest from JavaScript classifies differently")
+					}
+				}
+			} else {
+				ld.Call("discard")
+			}
+			if name != tt.wantName || !strings.Contains(msg, tt.wantMsg) {
+				t.Fatalf("got %s: %q, want %s containing %q", name, msg, tt.wantName, tt.wantMsg)
+			}
+		})
+	}
+
+	t.Run("incomplete", func(t *testing.T) {
+		ld := mustAwait(t, api.Call("newLoader", u8(tm.manifest)))
+		defer ld.Call("discard")
+		mustAwait(t, ld.Call("write", "shard-000.bin", u8(tm.shard[:10])))
+		for _, call := range []js.Value{ld.Call("bytesAt", "shard-000.bin"), ld.Call("setSHA256", "shard-000.bin", u8(good[:]))} {
+			if _, name, msg := await(t, call); name == "" || !strings.Contains(msg, "only 10 of its 128 bytes") {
+				t.Errorf("on a partial shard: %s: %q", name, msg)
+			}
+		}
+	})
+
+	t.Run("rewind forgets the digest", func(t *testing.T) {
+		bad := bytes.Clone(tm.shard)
+		bad[5] ^= 1
+		ld := newFilled(tm.shard)
+		mustAwait(t, ld.Call("setSHA256", "shard-000.bin", u8(good[:])))
+		mustAwait(t, ld.Call("rewind", "shard-000.bin"))
+		mustAwait(t, ld.Call("write", "shard-000.bin", u8(bad)))
+		if _, name, msg := await(t, ld.Call("open")); name != "ShardError" || !strings.Contains(msg, "sha256") {
+			t.Fatalf("tampered bytes after a rewind: %s: %q, want a ShardError (Go hashes them)", name, msg)
+		}
+	})
+}
+
+// TestCAM: a model ending in global average pooling and an inner product
+// returns, with {cam: true}, the map of its top-1 class: the raw 8 x 8 grid
+// of the center crop (equal to what core computes natively) and the map
+// drawn over the image at the image's size (under camSide) as RGBA bytes. A
+// model without maps refuses the option.
+func TestCAM(t *testing.T) {
+	files, err := backendtest.SmallResNet(3).Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := newAPI().Value
+	ld := mustAwait(t, api.Call("newLoader", u8(files[weights.ManifestFile])))
+	for i := range ld.Get("shards").Length() {
+		name := ld.Get("shards").Index(i).Get("file").String()
+		mustAwait(t, ld.Call("write", name, u8(files[name])))
+	}
+	opts := js.Global().Get("Object").New()
+	opts.Set("backend", "cpu")
+	model := mustAwait(t, ld.Call("open", opts))
+	if !model.Get("info").Get("cam").Bool() {
+		t.Fatal("info.cam is false for a network that ends in global average pooling and an inner product")
+	}
+	img := image.NewRGBA(image.Rect(0, 0, 80, 70))
+	for y := range 70 {
+		for x := range 80 {
+			img.SetRGBA(x, y, color.RGBA{uint8(3 * x), uint8(3 * y), 90, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	o := js.Global().Get("Object").New()
+	o.Set("cam", true)
+	r := mustAwait(t, model.Call("classify", u8(buf.Bytes()), o))
+	cam := r.Get("cam")
+	if cam.Get("index").Int() != r.Get("top").Index(0).Get("index").Int() {
+		t.Errorf("map of class %d, top-1 %d", cam.Get("index").Int(), r.Get("top").Index(0).Get("index").Int())
+	}
+	if w, h := cam.Get("width").Int(), cam.Get("height").Int(); w != 80 || h != 70 || cam.Get("rgba").Length() != 80*70*4 {
+		t.Errorf("overlay %dx%d with %d bytes, want 80x70 with %d", w, h, cam.Get("rgba").Length(), 80*70*4)
+	}
+	fsys, err := backendtest.SmallResNet(3).MapFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, err := core.Open(fsys, core.Options{CAM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer native.Close()
+	res, err := native.ClassifyImage(img, core.ClassifyOptions{CAM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grid := cam.Get("grid")
+	if grid.Length() != 8 {
+		t.Fatalf("grid has %d rows, want 8", grid.Length())
+	}
+	for y, row := range res.Maps[0].Grid() {
+		for x, v := range row {
+			if got := grid.Index(y).Index(x).Float(); got != float64(v) {
+				t.Fatalf("grid[%d][%d] = %v, core computes %v", y, x, got, v)
+			}
+		}
+	}
+
+	tiny, _ := load(t, api, newTinyModel(t), 128)
+	if _, name, msg := await(t, tiny.Call("classify", u8(pngOf(t, color.RGBA{255, 0, 0, 255})), o)); name != "OptionError" || !strings.Contains(msg, "no class activation maps") {
+		t.Errorf("cam on a model without maps: %s %q", name, msg)
 	}
 }

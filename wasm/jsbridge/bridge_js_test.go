@@ -239,33 +239,32 @@ func TestBytes(t *testing.T) {
 	}
 }
 
-func TestIntOption(t *testing.T) {
+func TestOptions(t *testing.T) {
 	obj := func(src string) js.Value { return js.Global().Get("Function").New("return " + src).Invoke() }
-	tests := []struct {
-		src     string
-		want    int
-		wantErr string
+	for _, tt := range []struct {
+		src   string
+		value string
+		given bool
 	}{
-		{"undefined", 5, ""},
-		{"null", 5, ""},
-		{"({})", 5, ""},
-		{"({top: 3})", 3, ""},
-		{"({top: null})", 5, ""},
-		{"({top: 0})", 0, "option top: 0 is not an integer from 1 to 1000"},
-		{"({top: 2.5})", 0, "option top: 2.5 is not an integer from 1 to 1000"},
-		{"({top: '3'})", 0, "option top: want a number, got string"},
-		{"7", 0, "options: want an object, got number"},
+		{"undefined", "", false},
+		{"null", "", false},
+		{"({})", "", false},
+		{"({top: null})", "", false},
+		{"({top: 3})", "3", true},
+		{"({top: 2.5})", "2.5", true},
+		{"({top: '3'})", "3", true},
+		{"({top: true})", "true", true},
+		{"({top: [1]})", "[object]", true},
+	} {
+		get, err := Options(obj(tt.src))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.src, err)
+		}
+		if v, ok := get("top"); v != tt.value || ok != tt.given {
+			t.Errorf("%s: top = %q, %v; want %q, %v", tt.src, v, ok, tt.value, tt.given)
+		}
 	}
-	for _, tt := range tests {
-		got, err := IntOption(obj(tt.src), "top", 5, 1, 1000)
-		if tt.wantErr != "" {
-			if err == nil || err.Error() != tt.wantErr {
-				t.Errorf("%s: error %v, want %q", tt.src, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("%s: got %d, %v; want %d", tt.src, got, err, tt.want)
-		}
+	if _, err := Options(obj("7")); err == nil || err.Error() != "options: want an object, got number" {
+		t.Errorf("a number as options: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package jsbridge
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,7 +19,11 @@ import (
 // core.Open keeps the bytes without a second allocation.
 //
 // A file is readable once every byte has arrived; reading a file that is
-// still partial is an error that says how many bytes are missing.
+// still partial is an error that says how many bytes are missing. The SHA-256
+// of a complete file may be recorded with SetSHA256 (computed by the
+// browser's WebCrypto over the file's bytes in place); MemFS then implements
+// weights.DigestFS for it, and core.Open compares that digest with the
+// manifest instead of hashing the file in Go.
 // MemFS is safe for concurrent use.
 type MemFS struct {
 	mu    sync.Mutex
@@ -27,7 +32,8 @@ type MemFS struct {
 
 type memFile struct {
 	data   []byte
-	filled int // bytes received so far (data[:filled])
+	filled int                // bytes received so far (data[:filled])
+	sum    *[sha256.Size]byte // SHA-256 of data once complete, from SetSHA256
 }
 
 // NewMemFS returns an empty MemFS.
@@ -85,6 +91,7 @@ func (m *MemFS) Next(name string, n int) ([]byte, error) {
 	}
 	w := f.data[f.filled : f.filled+n : f.filled+n]
 	f.filled += n
+	f.sum = nil
 	return w, nil
 }
 
@@ -98,7 +105,38 @@ func (m *MemFS) Rewind(name string) error {
 		return fmt.Errorf("jsbridge: %s: no such file was allocated", name)
 	}
 	f.filled = 0
+	f.sum = nil
 	return nil
+}
+
+// SetSHA256 records sum as the SHA-256 of name's bytes, which must all have
+// arrived. The caller vouches for it (see weights.DigestFS): it must be the
+// digest of exactly the bytes ReadFile returns. Next and Rewind forget it.
+func (m *MemFS) SetSHA256(name string, sum []byte) error {
+	if len(sum) != sha256.Size {
+		return fmt.Errorf("jsbridge: %s: a SHA-256 digest has %d bytes, not %d", name, sha256.Size, len(sum))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.files[name]
+	if !ok {
+		return fmt.Errorf("jsbridge: %s: no such file was allocated", name)
+	}
+	if f.filled != len(f.data) {
+		return &IncompleteError{Name: name, Have: int64(f.filled), Size: int64(len(f.data))}
+	}
+	f.sum = (*[sha256.Size]byte)(bytes.Clone(sum))
+	return nil
+}
+
+// SHA256 returns the digest SetSHA256 recorded for name, if any.
+func (m *MemFS) SHA256(name string) (sum [sha256.Size]byte, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f, found := m.files[name]; found && f.sum != nil {
+		return *f.sum, true
+	}
+	return sum, false
 }
 
 // Remaining is the number of bytes name still lacks.

@@ -1,11 +1,14 @@
 package jsbridge
 
 import (
+	"crypto/sha256"
 	"errors"
 	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/residual-go/residual/core/weights"
 )
 
 func TestMemFSConforms(t *testing.T) {
@@ -140,5 +143,46 @@ func TestMemFSIncompleteErrorIsTyped(t *testing.T) {
 	var ie *IncompleteError
 	if !errors.As(err, &ie) || ie.Have != 0 || ie.Size != 2 {
 		t.Fatalf("Open of a partial file: %v, want *IncompleteError{Have: 0, Size: 2}", err)
+	}
+}
+
+// TestMemFSDigest: SetSHA256 takes a digest only for a complete file, SHA256
+// hands it back (so MemFS is a weights.DigestFS), and refilling the file
+// forgets it.
+func TestMemFSDigest(t *testing.T) {
+	var _ weights.DigestFS = NewMemFS()
+	m := NewMemFS()
+	if err := m.Alloc("s.bin", 4); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("abcd"))
+	w, _ := m.Next("s.bin", 2)
+	copy(w, "ab")
+	var inc *IncompleteError
+	if err := m.SetSHA256("s.bin", sum[:]); !errors.As(err, &inc) {
+		t.Fatalf("SetSHA256 on a partial file: %v, want an IncompleteError", err)
+	}
+	w, _ = m.Next("s.bin", 2)
+	copy(w, "cd")
+	if err := m.SetSHA256("s.bin", sum[:5]); err == nil || !strings.Contains(err.Error(), "32") {
+		t.Fatalf("SetSHA256 with 5 bytes: %v", err)
+	}
+	if err := m.SetSHA256("nope.bin", sum[:]); err == nil {
+		t.Fatal("SetSHA256 on an unknown file succeeded")
+	}
+	if _, ok := m.SHA256("s.bin"); ok {
+		t.Fatal("a digest before SetSHA256 succeeded")
+	}
+	if err := m.SetSHA256("s.bin", sum[:]); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := m.SHA256("s.bin"); !ok || got != sum {
+		t.Fatalf("SHA256 = %x, %v", got, ok)
+	}
+	if err := m.Rewind("s.bin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.SHA256("s.bin"); ok {
+		t.Fatal("the digest survived Rewind")
 	}
 }

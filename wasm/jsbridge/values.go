@@ -5,7 +5,6 @@ package jsbridge
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"syscall/js"
 )
 
@@ -104,28 +103,29 @@ func ValueOf(v any) (js.Value, error) {
 // Arg returns args[i], or undefined when the call had fewer arguments.
 func Arg(args []js.Value, i int) js.Value { return argOrUndefined(args, i) }
 
-// IntOption reads the integer property name of the options object opts;
-// undefined or null opts or property gives def. A property that is not an
-// integer in [lo, hi] is an error naming it.
-func IntOption(opts js.Value, name string, def, lo, hi int) (int, error) {
+// Options returns a reader of the options object opts for
+// core.ParseClassifyOptions: a property that is undefined or null is not
+// given; a string, number or boolean is given as its JavaScript text
+// (String(v)), so that core parses and checks every front end's options the
+// same way. undefined or null opts gives no options; anything else that is
+// not an object is an error.
+func Options(opts js.Value) (func(name string) (string, bool), error) {
 	if opts.IsUndefined() || opts.IsNull() {
-		return def, nil
+		return func(string) (string, bool) { return "", false }, nil
 	}
 	if opts.Type() != js.TypeObject {
-		return 0, fmt.Errorf("options: want an object, got %s", opts.Type())
+		return nil, fmt.Errorf("options: want an object, got %s", opts.Type())
 	}
-	v := opts.Get(name)
-	if v.IsUndefined() || v.IsNull() {
-		return def, nil
-	}
-	if v.Type() != js.TypeNumber {
-		return 0, fmt.Errorf("option %s: want a number, got %s", name, v.Type())
-	}
-	f := v.Float()
-	if f != math.Trunc(f) || f < float64(lo) || f > float64(hi) {
-		return 0, fmt.Errorf("option %s: %v is not an integer from %d to %d", name, f, lo, hi)
-	}
-	return int(f), nil
+	return func(name string) (string, bool) {
+		v := opts.Get(name)
+		switch v.Type() {
+		case js.TypeUndefined, js.TypeNull:
+			return "", false
+		case js.TypeString, js.TypeNumber, js.TypeBoolean:
+			return js.Global().Call("String", v).String(), true
+		}
+		return "[" + v.Type().String() + "]", true // refused by the parser with the option's name
+	}, nil
 }
 
 // String reads a string argument.

@@ -65,7 +65,11 @@ func EstimateMemory(m *weights.Manifest) Estimate {
 	for _, s := range m.Shards {
 		e.Weights += s.Size
 	}
-	cpu := core.EstimateCPU(m, core.CPUOptions{})
+	p, err := core.Compile(m, core.CompileOptions{})
+	if err != nil {
+		panic(err) // the whole op list of a validated manifest always compiles
+	}
+	cpu := core.EstimateCPU(p, core.CPUOptions{})
 	e.Activations, e.Scratch = cpu.ActivationBytes, cpu.ScratchBytes
 	in := m.Input
 	e.Inputs = 10 * int64(in.Channels*in.Height*in.Width) * 4

@@ -6,8 +6,9 @@ import (
 	"bytes"
 	"image"
 	"image/jpeg"
-	"os"
 	"testing"
+
+	"github.com/residual-go/residual/internal/testfiles"
 )
 
 // sof builds a JPEG prefix: SOI, optional APP1 Exif, then a start-of-frame
@@ -93,9 +94,7 @@ func TestJPEGLayoutMatchesDecoder(t *testing.T) {
 func FuzzJPEGLayout(f *testing.F) {
 	f.Add(sof(0xC0, 100, 60, true, 0x22, 0x11, 0x11))
 	f.Add(sof(0xC2, 1, 1, false, 0x11))
-	if b, err := os.ReadFile("../../testdata/photos/video-001.exif6.jpeg"); err == nil {
-		f.Add(b)
-	}
+	f.Add(testfiles.Read(f, testfiles.Photos+"/video-001.exif6.jpeg"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 1<<16 {
 			return

@@ -27,6 +27,7 @@ import (
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/weights"
 	"github.com/residual-go/residual/core/weights/weightstest"
+	"github.com/residual-go/residual/internal/testfiles"
 )
 
 // tinyModel writes a small 3-channel model (conv, pool, inner product,
@@ -516,11 +517,7 @@ func TestRequestNeedBoundsAllocations(t *testing.T) {
 		{"4:3 JPEG", func(t *testing.T) []byte { return photo(t, 1364, 1023, "jpeg") }},
 		{"1080p JPEG", func(t *testing.T) []byte { return photo(t, 1920, 1080, "jpeg") }},
 		{"progressive JPEG with Exif", func(t *testing.T) []byte {
-			b, err := os.ReadFile("../../testdata/photos/video-001.exif6.jpeg")
-			if err != nil {
-				t.Skip(err)
-			}
-			return b
+			return testfiles.Read(t, testfiles.Photos+"/video-001.exif6.jpeg")
 		}},
 		{"2:1 PNG", func(t *testing.T) []byte { return photo(t, 2046, 1023, "png") }},
 		{"portrait gray PNG", func(t *testing.T) []byte { return grayPNG(t, 700, 1400) }},

@@ -1,15 +1,20 @@
 // The demo page: it reads models/index.json, starts the classifier worker,
-// loads the chosen model with a progress bar, and classifies queued images
-// one at a time, each into its own card. DOM contract (DESIGN.md): a finished
-// card has data-file and one [data-class-index][data-prob] element per
-// prediction, a failed one has data-error, and <html data-state> is
-// loading, ready or error.
-import { Classifier } from './client.js';
+// loads the chosen model with a progress bar, and classifies queued images,
+// each into its own card: one at a time in one worker, or several at once in
+// a pool of workers when more than one image waits (client.js). DOM
+// contract (DESIGN.md): a finished card has data-file and one
+// [data-class-index][data-prob] element per prediction, a failed one has
+// data-error, and <html data-state> is loading, ready or error. Once a model
+// is ready, <html data-backend> is webgpu or cpu (what runs the network:
+// ?backend=webgpu|cpu forces it, otherwise WebGPU on a real GPU), and every
+// finished card has data-backend.
+import { ClassifierPool, poolSize, workerBytes } from './client.js';
 
 const $ = (id) => document.getElementById(id);
 const el = {
   model: $('model'), modelField: $('model-field'), progress: $('weights-progress'),
-  progressLabel: $('progress-label'), status: $('status'), kernels: $('kernels'),
+  progressLabel: $('progress-label'), status: $('status'), kernels: $('kernels'), backend: $('backend'),
+  workers: $('workers'), camDialog: $('cam-dialog'),
   loadTime: $('load-time'), size: $('model-size'), synthetic: $('synthetic'),
   drop: $('drop'), files: $('files'), queue: $('queue'), results: $('results'),
   clearCache: $('clear-cache'), cacheUsage: $('cache-usage'), clearResults: $('clear-results'),
@@ -17,15 +22,19 @@ const el = {
 };
 
 const params = new URLSearchParams(location.search);
+const backendParam = ['webgpu', 'cpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
 const state = {
-  classifier: null,
+  pool: null, // ClassifierPool
   boot: null,
   models: [],
   current: null, // entry of models/index.json that is loaded
   queue: [], // {file, card}
-  running: false,
+  pumping: false,
   pasteCount: 0,
 };
+
+// ?workers=N caps the pool (1: one image at a time, to compare speed).
+const workerCap = Number(params.get('workers')) > 0 ? Math.floor(Number(params.get('workers'))) : Infinity;
 
 function setState(s) { document.documentElement.dataset.state = s; }
 
@@ -46,6 +55,12 @@ async function main() {
   setState('loading');
   registerServiceWorker();
   wireInputs();
+  // The worker compiles the WebAssembly while the list of models arrives.
+  const prefer = ['simd', 'scalar'].includes(params.get('kernels')) ? params.get('kernels') : 'auto';
+  state.pool = new ClassifierPool(new URL('./worker.js', import.meta.url));
+  state.pool.onChange = (pool) => { el.workers.dataset.started = String(pool.size); };
+  const booting = state.pool.start(prefer);
+  booting.catch(() => {}); // reported below, once the list is read
   try {
     const resp = await fetch('models/index.json');
     if (!resp.ok) throw new Error(`models/index.json: HTTP ${resp.status}`);
@@ -71,11 +86,9 @@ async function main() {
   el.model.value = initial.name;
   el.modelField.hidden = state.models.length < 2;
 
-  const prefer = ['simd', 'scalar'].includes(params.get('kernels')) ? params.get('kernels') : 'auto';
-  state.classifier = new Classifier(new URL('./worker.js', import.meta.url));
   try {
     el.status.textContent = 'Starting the WebAssembly classifier…';
-    state.boot = await state.classifier.start(prefer);
+    state.boot = await booting;
   } catch (err) {
     fail(`Cannot start the classifier: ${err.message}`);
     return;
@@ -84,7 +97,8 @@ async function main() {
   el.kernels.textContent = b.kernels === 'simd'
     ? 'simd (WebAssembly SIMD128)'
     : `scalar (${b.prefer === 'scalar' ? 'chosen with ?kernels=scalar' : 'this browser has no WebAssembly SIMD'})`;
-  el.kernels.title = `Built with ${b.goVersion}; residual-${b.build}.wasm`;
+  el.kernels.title = `Built with ${b.goVersion}; residual-${b.build}.wasm, started in ${fmtMs(b.startMs)}`;
+  el.kernels.dataset.startMs = String(b.startMs);
   el.model.disabled = false;
   el.model.addEventListener('change', () => {
     params.set('model', el.model.value); // a reload keeps the choice
@@ -98,6 +112,7 @@ async function loadModel(name) {
   const entry = state.models.find((m) => m.name === name);
   state.current = null;
   setState('loading');
+  delete document.documentElement.dataset.backend;
   el.model.disabled = true;
   el.synthetic.hidden = true;
   el.progress.max = entry.bytes || 1;
@@ -108,7 +123,7 @@ async function loadModel(name) {
   el.size.textContent = fmtBytes(entry.bytes);
   const base = new URL(entry.path, document.baseURI).href;
   try {
-    const r = await state.classifier.load(base, (p) => {
+    const r = await state.pool.load(base, (p) => {
       el.progress.max = p.total || 1;
       el.progress.value = p.loaded;
       if (p.phase === 'download') {
@@ -118,7 +133,7 @@ async function loadModel(name) {
         el.progressLabel.textContent = 'Verifying';
         el.status.textContent = `Checking ${entry.model}'s weights (sha256)…`;
       }
-    }, { float32Weights: params.get('weights') === 'f32' });
+    }, { float32Weights: params.get('weights') === 'f32', backend: backendParam });
     el.progress.max = r.bytes || 1;
     el.progress.value = r.bytes;
     el.progressLabel.textContent = 'Weights';
@@ -127,11 +142,31 @@ async function loadModel(name) {
     el.loadTime.textContent = `${fmtMs(r.ms)} (${r.fromNetwork === 0 ? 'cache' : 'network'})`;
     el.loadTime.dataset.ms = String(r.ms);
     el.loadTime.dataset.openMs = String(r.openMs);
-    el.loadTime.title = `${fmtMs(r.ms - r.openMs)} to get the weights, ${fmtMs(r.openMs)} to verify them (sha256) and build the network`;
+    el.loadTime.title = r.hashedBy === 'webcrypto'
+      ? `${fmtMs(r.ms - r.openMs)} to get the weights and hash them (WebCrypto), ${fmtMs(r.openMs)} to check them and build the network`
+      : `${fmtMs(r.ms - r.openMs)} to get the weights, ${fmtMs(r.openMs)} to verify them (sha256) and build the network`;
+    el.loadTime.dataset.hashedBy = r.hashedBy;
     el.loadTime.dataset.source = r.fromNetwork === 0 ? 'cache' : 'network';
     el.size.textContent = `${fmtBytes(r.bytes)} ${r.info.weight_mode}, ${(r.info.params / 1e6).toFixed(1)} M parameters`;
+    el.size.dataset.goHeapBytes = String(r.heapBytes); // the Go heap after the load (shards released on the GPU path)
     el.synthetic.hidden = !r.info.synthetic;
-    el.status.textContent = `${r.info.model} is ready: loaded ${fmtBytes(r.bytes)} ${where}. Drop images to classify them.`;
+    el.status.textContent = `${r.info.model} is ready: loaded ${fmtBytes(r.bytes)} ${where}. ${backendSentence(r.backend)} Drop images to classify them.`;
+    showBackend(r.backend);
+    // On the GPU one worker: more would only share the one device. On the
+    // CPU, a worker per image while several wait, as cores and memory allow.
+    state.pool.max = r.backend.backend === 'webgpu' ? 1 : poolSize({
+      cores: navigator.hardwareConcurrency,
+      deviceMemoryGB: navigator.deviceMemory,
+      perWorkerBytes: workerBytes(r.info),
+      cap: workerCap,
+    });
+    el.workers.textContent = state.pool.max > 1
+      ? `up to ${state.pool.max}, one per image when several wait`
+      : '1';
+    el.workers.title = r.backend.backend === 'webgpu' ? 'one worker drives the GPU'
+      : `${navigator.hardwareConcurrency || '?'} cores, ${navigator.deviceMemory || '?'} GB of memory reported; `
+      + `about ${fmtBytes(workerBytes(r.info))} per worker`;
+    el.workers.dataset.max = String(state.pool.max);
     state.current = entry;
     setState('ready');
     updateCacheUsage();
@@ -141,6 +176,20 @@ async function loadModel(name) {
   } finally {
     el.model.disabled = false;
   }
+}
+
+// backendSentence says what runs the network and, for the CPU, why.
+function backendSentence(b) {
+  if (b.backend === 'webgpu') return `Running on the GPU with WebGPU (${b.adapter}).`;
+  return `Running on the CPU: ${b.reason}.`;
+}
+
+function showBackend(b) {
+  document.documentElement.dataset.backend = b.backend;
+  el.backend.textContent = b.backend === 'webgpu' ? `WebGPU (${b.adapter})` : 'CPU (WebAssembly)';
+  el.backend.title = b.reason || '';
+  el.backend.dataset.reason = b.reason || '';
+  el.backend.dataset.adapter = b.adapter || '';
 }
 
 async function updateCacheUsage() {
@@ -206,10 +255,10 @@ function wireInputs() {
     }));
   });
   el.clearCache.addEventListener('click', async () => {
-    if (!state.classifier) return;
+    if (!state.pool?.first) return;
     el.clearCache.disabled = true;
     try {
-      const { deleted } = await state.classifier.clearCache();
+      const { deleted } = await state.pool.clearCache();
       el.status.textContent = deleted
         ? 'Cached weights deleted: the next load downloads them again.'
         : 'There were no cached weights.';
@@ -246,42 +295,61 @@ function addFiles(list) {
 
 function updateQueue() {
   const waiting = state.queue.length;
-  const running = el.results.querySelector('.card[data-status="running"] .name')?.textContent;
+  const running = [...el.results.querySelectorAll('.card[data-status="running"] .name')].map((n) => n.textContent);
   const parts = [];
-  if (running) parts.push(`Classifying ${running}`);
+  if (running.length === 1) parts.push(`Classifying ${running[0]}`);
+  if (running.length > 1) parts.push(`Classifying ${running.length} images at once`);
   if (waiting) parts.push(`${waiting} waiting in the queue`);
   const doneCount = el.results.querySelectorAll('.card[data-file]').length;
-  if (!running && !waiting) parts.push(doneCount ? `${doneCount} classified` : 'No images yet.');
+  if (!running.length && !waiting) parts.push(doneCount ? `${doneCount} classified` : 'No images yet.');
   el.queue.textContent = parts.join(' · ');
   el.clearResults.hidden = doneCount === 0;
 }
 
-// pump classifies queued images one after another while a model is ready.
+// pump hands queued images to the pool's workers while a model is ready:
+// each waits for a free worker (the pool starts more while images wait, up
+// to its size), then runs without blocking the next one.
 async function pump() {
-  if (state.running) return;
-  state.running = true;
+  if (state.pumping) return;
+  state.pumping = true;
   try {
     while (state.queue.length && state.current) {
-      const { file, card } = state.queue.shift();
-      card.dataset.status = 'running';
-      card.querySelector('.card-status').textContent = 'Classifying…';
-      updateQueue();
-      const crops = Number(document.querySelector('input[name="crops"]:checked').value);
-      try {
-        const buf = await file.arrayBuffer();
-        const r = await state.classifier.classify(buf, { top: 5, crops });
-        showResult(card, file, r);
-      } catch (err) {
-        showError(card, file, err);
+      // A free worker is taken at once, so the first image of a drop
+      // starts running before the drop event returns.
+      const worker = state.pool.tryAcquire() ?? await state.pool.acquire(state.queue.length);
+      if (!state.queue.length || !state.current) {
+        state.pool.release(worker);
+        break;
       }
-      updateQueue();
+      classifyOn(worker, state.queue.shift());
     }
   } finally {
-    state.running = false;
+    state.pumping = false;
   }
 }
 
-function showResult(card, file, r) {
+async function classifyOn(worker, { file, card }) {
+  card.dataset.status = 'running';
+  card.querySelector('.card-status').textContent = 'Classifying…';
+  updateQueue();
+  const crops = Number(document.querySelector('input[name="crops"]:checked').value);
+  try {
+    const buf = await file.arrayBuffer();
+    const r = await worker.classifier.classify(buf, { top: 5, crops, cam: true });
+    if (r.fellBack) {
+      showBackend(r.fellBack);
+      el.status.textContent = `The GPU stopped working; ${backendSentence(r.fellBack)}`;
+    }
+    showResult(card, file, r, worker);
+  } catch (err) {
+    showError(card, file, err);
+  } finally {
+    state.pool.release(worker);
+    updateQueue();
+  }
+}
+
+function showResult(card, file, r, worker) {
   const list = card.querySelector('.preds');
   for (const p of r.top) {
     const li = document.createElement('li');
@@ -305,10 +373,69 @@ function showResult(card, file, r) {
   }
   card.querySelector('.card-status').remove();
   card.querySelector('.meta').textContent =
-    `${fmtMs(r.ms)} · ${r.crops === 10 ? '10 crops' : '1 crop'} · ${r.kernels}`;
+    `${fmtMs(r.ms)} · ${r.crops === 10 ? '10 crops' : '1 crop'} · ${r.backend === 'webgpu' ? 'WebGPU' : r.kernels}`
+    + (state.pool.max > 1 ? ` · worker ${worker.id + 1}` : '');
+  if (r.cam) showMap(card, r.cam, r.top.find((p) => p.index === r.cam.index));
   card.dataset.status = 'done';
+  card.dataset.backend = r.backend;
   card.dataset.ms = String(r.ms);
+  card.dataset.worker = String(worker.id);
   card.dataset.file = file.name;
+}
+
+// showMap puts the class activation map of the card's top class (drawn
+// over the image in the worker) beside its thumbnail, behind a toggle; a
+// click on the map opens it larger. The card gets data-cam="ready".
+function showMap(card, cam, pred) {
+  const canvas = document.createElement('canvas');
+  canvas.width = cam.width;
+  canvas.height = cam.height;
+  canvas.className = 'thumb cam';
+  canvas.hidden = true;
+  const pixels = new Uint8ClampedArray(cam.rgba.buffer, cam.rgba.byteOffset, cam.rgba.byteLength);
+  canvas.getContext('2d').putImageData(new ImageData(pixels, cam.width, cam.height), 0, 0);
+  const what = `where the network saw ${pred?.label || `class ${cam.index}`}`;
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', `Class activation map: ${what}`);
+  canvas.title = `Class activation map: ${what} (click to enlarge)`;
+  canvas.tabIndex = 0; // reachable and openable from the keyboard too
+  const open = () => openMap(canvas, card.querySelector('.name').textContent, what);
+  canvas.addEventListener('click', open);
+  canvas.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      open();
+    }
+  });
+  const thumb = card.querySelector('.thumb');
+  thumb.after(canvas);
+  const toggle = card.querySelector('.cam-toggle');
+  toggle.hidden = false;
+  toggle.addEventListener('click', () => {
+    const on = toggle.getAttribute('aria-pressed') !== 'true';
+    toggle.setAttribute('aria-pressed', String(on));
+    toggle.textContent = on ? 'Hide map' : 'Show map';
+    canvas.hidden = !on;
+    thumb.hidden = on;
+  });
+  card.dataset.cam = 'ready';
+  card.dataset.camClass = String(cam.index);
+  card.dataset.camGrid = JSON.stringify(cam.grid); // the raw center-crop map, as tools/classify -cam gives it
+}
+
+// openMap shows a map as large as the window allows in the page's dialog.
+function openMap(canvas, name, what) {
+  const big = el.camDialog.querySelector('canvas');
+  big.width = canvas.width;
+  big.height = canvas.height;
+  big.getContext('2d').drawImage(canvas, 0, 0);
+  // Shown as large as the window allows (small images scaled up).
+  const scale = Math.min(640 / big.width, (0.9 * innerWidth) / big.width, (0.75 * innerHeight) / big.height);
+  big.style.width = `${Math.round(big.width * scale)}px`;
+  big.style.height = `${Math.round(big.height * scale)}px`;
+  big.setAttribute('aria-label', canvas.getAttribute('aria-label'));
+  el.camDialog.querySelector('.cam-caption').textContent = `${name}: ${what}. Bright yellow: strongest evidence; dark blue: weakest.`;
+  el.camDialog.showModal();
 }
 
 // readable drops the Go package prefixes ("core: preprocess: ") from a message.

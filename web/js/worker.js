@@ -1,7 +1,10 @@
 // The classifier's Web Worker: it runs residual's Go core (compiled to
 // WebAssembly) off the page's main thread. It picks the SIMD or scalar build,
 // streams a model's shards into Go memory (from the Cache API when they are
-// there, else from the network, in parallel), and answers classify requests.
+// there, else from the network, in parallel), hashes each shard where it
+// lies with WebCrypto for Go to check, and answers classify requests. The
+// page may run several of these workers (client.js), each with its own Go
+// instance and its own copy of the model, read from the same cache.
 // Logic about models and images lives in Go (package core); this file moves
 // bytes and messages.
 //
@@ -29,8 +32,12 @@ const SIMD_PROBE = new Uint8Array([
 ]);
 
 let api = null; // the Go API (see wasm/browser/main.go)
+// A result's buffers to transfer rather than copy (a symbol: not posted).
+const TRANSFER = Symbol('transfer');
+let memory = null; // the Go instance's WebAssembly.Memory
 let model = null; // the loaded Go model, or null
 let boot = null; // what start() found
+let loaded = null; // the last load's arguments (a lost GPU reloads on the CPU)
 
 function cacheKey(sha256) {
   return new URL(`residual-shard/sha256/${sha256}`, self.location.href).href;
@@ -50,19 +57,23 @@ async function fetchOK(url) {
   return resp;
 }
 
-async function instantiate(url, imports) {
+// compile fetches and compiles a .wasm build into a WebAssembly.Module.
+async function compile(url) {
   const resp = await fetchOK(url);
   try {
-    return await WebAssembly.instantiateStreaming(resp, imports);
+    return await WebAssembly.compileStreaming(resp);
   } catch (err) {
     // Hosts that serve .wasm without application/wasm: compile from bytes.
     if (!(err instanceof TypeError)) throw err;
-    return WebAssembly.instantiate(await (await fetchOK(url)).arrayBuffer(), imports);
+    return WebAssembly.compile(await (await fetchOK(url)).arrayBuffer());
   }
 }
 
-// start loads the Go program. prefer is 'auto', 'simd' or 'scalar'.
-async function start({ prefer = 'auto' } = {}) {
+// start loads the Go program. prefer is 'auto', 'simd' or 'scalar'. module,
+// when given, is the build another worker compiled (see client.js): its
+// code, already optimized by V8's tier-up, is shared, not compiled again.
+// The result's module is the WebAssembly.Module, for other workers.
+async function start({ prefer = 'auto', module = null } = {}) {
   if (boot) return boot;
   const simd = WebAssembly.validate(SIMD_PROBE);
   if (prefer === 'simd' && !simd) {
@@ -72,15 +83,17 @@ async function start({ prefer = 'auto' } = {}) {
   const go = new Go();
   const ready = new Promise((resolve) => { self.residualReady = resolve; });
   const t0 = performance.now();
-  const { instance } = await instantiate(new URL(`../residual-${build}.wasm`, self.location.href), go.importObject);
+  module ||= await compile(new URL(`../residual-${build}.wasm`, self.location.href));
+  const instance = await WebAssembly.instantiate(module, go.importObject);
   const exited = go.run(instance).then(() => {
     throw new Error('the Go program exited; reload the page');
   });
   api = await Promise.race([ready, exited]);
+  memory = instance.exports.mem;
   delete self.residualReady;
   boot = {
     build, simd, prefer, kernels: api.kernels, goVersion: api.goVersion,
-    startMs: performance.now() - t0,
+    startMs: performance.now() - t0, module,
   };
   return boot;
 }
@@ -97,7 +110,7 @@ async function runLimited(items, n, fn) {
 // load fetches the model at base (an absolute URL ending in '/') into Go.
 // A model whose cached shards fail Go's checks is fetched again from the
 // network once, after its cache entries are deleted.
-async function load({ base, float32Weights = false }, progress) {
+async function load({ base, float32Weights = false, backend = 'auto' }, progress) {
   if (!api) throw new Error('start the worker before loading a model');
   if (model) {
     await model.close();
@@ -105,7 +118,7 @@ async function load({ base, float32Weights = false }, progress) {
   }
   const t0 = performance.now();
   const manifest = new Uint8Array(await (await fetchOK(new URL('manifest.json', base))).arrayBuffer());
-  const opts = { float32Weights };
+  const opts = { float32Weights, backend };
   let attempt = await loadShards(base, manifest, true, opts, progress);
   if (attempt.error && attempt.error.name === 'ShardError' && attempt.fromCache > 0) {
     await deleteKeys(attempt.keys);
@@ -116,15 +129,36 @@ async function load({ base, float32Weights = false }, progress) {
     throw attempt.error;
   }
   model = attempt.model;
+  loaded = { base, float32Weights, backend };
   return {
     info: model.info,
+    backend: model.backend, // {backend: 'webgpu'|'cpu', adapter, reason}
+    heapBytes: model.heapBytes,
     ms: performance.now() - t0,
     bytes: attempt.bytes,
     fromCache: attempt.fromCache,
     fromNetwork: attempt.fromNetwork,
     cached: attempt.cached,
-    openMs: attempt.openMs, // Go: sha256 of every shard, then the network's plan
+    openMs: attempt.openMs, // Go: the shards' checks (and sha256 where WebCrypto did not), then the network's plan
+    hashedBy: attempt.hashed === attempt.keys.length ? 'webcrypto' : attempt.hashed ? 'webcrypto+go' : 'go',
   };
+}
+
+// digest hashes a complete shard where it lies in Go's memory with WebCrypto
+// (native SHA-256, many times faster than Go's compiled to WebAssembly) and
+// hands the digest to Go, which compares it with the manifest before any
+// byte is used (see web/README.md, "Who checks the shards?"). Without
+// WebCrypto (crypto.subtle exists only in secure contexts) Go hashes the
+// shard itself when the model is opened.
+async function digest(loader, file) {
+  if (!self.crypto?.subtle) return false;
+  const { offset, length } = await loader.bytesAt(file);
+  // digest() copies the view before it returns, so neither a later write
+  // nor a growth of Go's memory (which replaces memory.buffer) can change
+  // what is hashed.
+  const sum = await crypto.subtle.digest('SHA-256', new Uint8Array(memory.buffer, offset, length));
+  await loader.setSHA256(file, new Uint8Array(sum));
+  return true;
 }
 
 async function deleteKeys(keys) {
@@ -132,12 +166,12 @@ async function deleteKeys(keys) {
   if (cache) await Promise.all(keys.map((k) => cache.delete(k)));
 }
 
-async function loadShards(base, manifest, useCache, { float32Weights }, progress) {
+async function loadShards(base, manifest, useCache, { float32Weights, backend }, progress) {
   const loader = await api.newLoader(manifest);
   const shards = loader.shards;
   const total = shards.reduce((n, s) => n + s.size, 0);
   const keys = shards.map((s) => cacheKey(s.sha256));
-  const res = { bytes: total, fromCache: 0, fromNetwork: 0, cached: false, keys };
+  const res = { bytes: total, fromCache: 0, fromNetwork: 0, cached: false, keys, hashed: 0 };
   const cache = await openCache();
   const done = new Map(); // file -> bytes written
   let lastPost = 0;
@@ -168,10 +202,10 @@ async function loadShards(base, manifest, useCache, { float32Weights }, progress
       const key = cacheKey(s.sha256);
       const hit = useCache && cache ? await cache.match(key) : undefined;
       if (hit) {
+        let read = false;
         try {
           await pump(hit.body, s.file);
-          res.fromCache++;
-          return;
+          read = true;
         } catch (err) {
           // An unreadable cached entry, or one of the wrong size (Go
           // refused a chunk): forget it and use the network.
@@ -179,6 +213,11 @@ async function loadShards(base, manifest, useCache, { float32Weights }, progress
           await cache.delete(key);
           await loader.rewind(s.file);
           done.set(s.file, 0);
+        }
+        if (read) {
+          res.fromCache++;
+          if (await digest(loader, s.file)) res.hashed++;
+          return;
         }
       }
       const resp = await fetchOK(new URL(s.file, base));
@@ -194,6 +233,7 @@ async function loadShards(base, manifest, useCache, { float32Weights }, progress
       }
       await pump(body, s.file);
       res.fromNetwork++;
+      if (await digest(loader, s.file)) res.hashed++;
     });
     report(true);
     // Wait for the cache copies before Go starts: tee() holds chunks until
@@ -204,6 +244,7 @@ async function loadShards(base, manifest, useCache, { float32Weights }, progress
     const t0 = performance.now();
     res.model = await loader.open({
       float32Weights,
+      backend,
       onProgress: (loaded, all) => progress({ phase: 'verify', loaded, total: all }),
     });
     res.openMs = performance.now() - t0;
@@ -215,11 +256,33 @@ async function loadShards(base, manifest, useCache, { float32Weights }, progress
   return res;
 }
 
-async function classify({ bytes, top = 5, crops = 1 }) {
+// classify classifies one image; with cam (for models whose info.cam is
+// true) it also returns the class activation map of the top-1 class, drawn
+// over the image by Go (the RGBA bytes are transferred to the page).
+async function classify({ bytes, top = 5, crops = 1, cam = false }) {
   if (!model) throw new Error('no model is loaded yet');
   const t0 = performance.now();
-  const r = await model.classify(new Uint8Array(bytes), { top, crops });
-  return { top: r.top, ms: r.ms, wallMs: performance.now() - t0, kernels: boot.kernels, crops };
+  const opts = { top, crops, cam: cam && model.info.cam };
+  let r;
+  let fellBack = null;
+  try {
+    r = await model.classify(new Uint8Array(bytes), opts);
+  } catch (err) {
+    if (err.name !== 'DeviceLostError') throw err;
+    // The GPU is gone: load the model again on the CPU (the shards come
+    // from the Cache API) and classify there.
+    await load({ ...loaded, backend: 'cpu' }, () => {});
+    fellBack = { ...model.backend, reason: err.message };
+    r = await model.classify(new Uint8Array(bytes), opts);
+  }
+  const result = {
+    top: r.top, ms: r.ms, wallMs: performance.now() - t0, kernels: boot.kernels, crops, backend: r.backend, fellBack,
+  };
+  if (r.cam) {
+    result.cam = { index: r.cam.index, grid: r.cam.grid, width: r.cam.width, height: r.cam.height, rgba: r.cam.rgba };
+    result[TRANSFER] = [r.cam.rgba.buffer];
+  }
+  return result;
 }
 
 async function clearCache() {
@@ -240,7 +303,8 @@ self.onmessage = (event) => {
       const fn = ops[op];
       if (!fn) throw new Error(`unknown operation ${op}`);
       const result = await fn(args || {}, (p) => self.postMessage({ id, progress: p }));
-      self.postMessage({ id, result });
+      const transfer = result?.[TRANSFER] ?? [];
+      self.postMessage({ id, result }, transfer);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       self.postMessage({ id, error: { name: e.name, message: e.message } });

@@ -65,16 +65,17 @@ export async function startServer({ logFile, prefix = '/' } = {}) {
   };
 }
 
-// launch starts headless Chromium with a fresh profile.
-export async function launch(viewport = { width: 1280, height: 900 }) {
+// launch starts headless Chromium with a fresh profile. webgpu turns WebGPU
+// on (Chromium's SwiftShader adapter where there is no GPU).
+export async function launch(viewport = { width: 1280, height: 900 }, { webgpu = false } = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'residual-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: cfg.chromium,
     headless: true,
     viewport,
     args: [
-      '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
+      '--no-sandbox', webgpu ? '--enable-unsafe-webgpu' : '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
     ],
   });
   return {
@@ -104,8 +105,9 @@ export function mimeType(file) {
 }
 
 // reference runs tools/classify -json on files and returns {basename: top}.
-export async function reference(files, { crops = 1, top = 5 } = {}) {
-  const args = ['-json', '-model', cfg.modelDir, '-top', String(top), '-crops', String(crops), ...files];
+export async function reference(files, { crops = 1, top = 5, camDir = '' } = {}) {
+  const args = ['-json', '-model', cfg.modelDir, '-top', String(top), '-crops', String(crops),
+    ...(camDir ? ['-cam', camDir] : []), ...files];
   let stdout;
   try {
     ({ stdout } = await promisify(execFile)(cfg.classify, args, { maxBuffer: 1 << 24 }));

@@ -1,7 +1,8 @@
 // The demo page in headless Chromium (issue 4): model load with progress,
 // images through a real drop event and the file input compared with
-// tools/classify, error cards, responsiveness, cache on reload, offline,
-// and the scalar build. Run by `make web-test` (see web/web.mk).
+// tools/classify, a drop of 16 images over a pool of workers, error cards,
+// responsiveness, cache on reload, a tampered cached shard, offline, the
+// scalar build, and the class activation maps on the cards. Run by `make web-test` (see web/web.mk).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -113,7 +114,7 @@ describe('demo page', { timeout: 20 * 60 * 1000 }, () => {
       const status = (s) => document.querySelectorAll(`.card[data-status="${s}"]`).length;
       return { running: status('running'), queued: status('queued'), text: document.getElementById('queue').textContent };
     }, files);
-    // One image at a time, the rest visibly waiting.
+    // The first image starts at once, the rest visibly wait for a worker.
     assert.deepEqual([queued.running, queued.queued], [1, photos.length - 1], JSON.stringify(queued));
     assert.match(queued.text, /waiting in the queue/);
     await settled(photos.length);
@@ -136,6 +137,79 @@ describe('demo page', { timeout: 20 * 60 * 1000 }, () => {
     const cards = await readCards(page);
     assert.equal(cards.length, photos.length);
     for (const card of cards) assertSameAsCLI(card, ref1[card.file], 'file input');
+  });
+
+  it('shows each card\'s class activation map like tools/classify -cam, behind a toggle and in a larger view', async () => {
+    await clearResults();
+    const camDir = fs.mkdtempSync(path.join(cfg.artifacts, 'cam-'));
+    const ref = await reference(photos, { camDir });
+    await page.setInputFiles('#files', photos);
+    await settled(photos.length);
+    await page.waitForFunction((n) => document.querySelectorAll('.card[data-cam="ready"]').length === n, photos.length);
+    const maps = await page.$$eval('.card[data-cam="ready"]', (els) => els.map((el) => ({
+      file: el.dataset.file, cls: Number(el.dataset.camClass), grid: JSON.parse(el.dataset.camGrid),
+      top: Number(el.querySelector('[data-class-index]').dataset.classIndex),
+    })));
+    for (const m of maps) {
+      const want = ref[m.file].cam;
+      assert.equal(m.cls, m.top, `${m.file}: the map is of class ${m.cls}, the card's top class is ${m.top}`);
+      assert.equal(m.cls, want.index, `${m.file}: map of class ${m.cls}, tools/classify's of ${want.index}`);
+      const flat = want.grid.flat();
+      const range = Math.max(...flat) - Math.min(...flat);
+      assert.equal(m.grid.flat().length, flat.length, `${m.file}: grid size`);
+      m.grid.flat().forEach((v, i) => assert.ok(Math.abs(v - flat[i]) <= 1e-4 * range,
+        `${m.file}: grid value ${i}: ${v} in the page, ${flat[i]} from tools/classify (range ${range})`));
+    }
+    // The toggle swaps the thumbnail for the map; a click opens it larger.
+    const card = page.locator('.card[data-cam="ready"]').first();
+    assert.equal(await card.locator('canvas.cam').isVisible(), false, 'the map shows before the toggle');
+    await card.locator('.cam-toggle').click();
+    assert.equal(await card.locator('.cam-toggle').getAttribute('aria-pressed'), 'true');
+    assert.equal(await card.locator('canvas.cam').isVisible(), true, 'the toggle did not show the map');
+    assert.equal(await card.locator('img.thumb').isVisible(), false, 'the thumbnail stays beside the map');
+    const size = await card.locator('canvas.cam').evaluate((c) => [c.width, c.height]);
+    const file = await card.getAttribute('data-file');
+    const dims = await page.evaluate(async (src) => { const i = new Image(); i.src = src; await i.decode(); return [i.naturalWidth, i.naturalHeight]; },
+      await card.locator('img.thumb').getAttribute('src'));
+    const side = Math.max(...dims); // the worker draws the map at most 640 pixels on its longer side
+    const want = side <= 640 ? dims : dims.map((d) => Math.max(1, Math.floor((d * 640) / side)));
+    assert.deepEqual(size, want, `${file}: the map is ${size}, the image ${dims}`);
+    await page.screenshot({ path: path.join(cfg.artifacts, 'page-cam.png'), fullPage: true });
+    await card.locator('canvas.cam').click();
+    await page.waitForSelector('#cam-dialog[open]');
+    assert.match(await page.textContent('#cam-dialog .cam-caption'), /where the network saw/);
+    await page.screenshot({ path: path.join(cfg.artifacts, 'page-cam-large.png') });
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#cam-dialog:not([open])', { state: 'attached' });
+    await card.locator('.cam-toggle').click();
+    assert.equal(await card.locator('img.thumb').isVisible(), true, 'the toggle did not bring the thumbnail back');
+  });
+
+  it('classifies a drop of 16 images on a pool of workers like tools/classify', async () => {
+    await clearResults();
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    const max = Number(await page.getAttribute('#workers', 'data-max'));
+    // The pool is sized from the cores (and the memory, which suffices here).
+    assert.equal(max, Math.max(1, cores), `pool of ${max} workers on ${cores} cores`);
+    const files = Array.from({ length: 16 }, (_, i) => {
+      const p = photos[i % photos.length];
+      return { name: `${i}-${path.basename(p)}`, mimeType: mimeType(p), buffer: fs.readFileSync(p) };
+    });
+    const t0 = Date.now();
+    await page.setInputFiles('#files', files);
+    await settled(files.length);
+    figures.drop16Ms = Date.now() - t0;
+    const cards = await readCards(page);
+    assert.deepEqual(cards.map((c) => c.file), files.map((f) => f.name));
+    for (const card of cards) {
+      assertSameAsCLI({ ...card, file: card.file.replace(/^\d+-/, '') }, ref1[card.file.replace(/^\d+-/, '')], '16-image drop');
+    }
+    const workers = await page.$$eval('[data-file]', (els) => [...new Set(els.map((e) => e.dataset.worker))]);
+    figures.drop16Workers = workers.length;
+    if (max > 1) assert.ok(workers.length > 1, `16 images ran on ${workers.length} worker(s) of a pool of ${max}`);
+    // No worker loaded the model from the network a second time.
+    assert.equal(binRequests().length, JSON.parse(fs.readFileSync(path.join(cfg.modelDir, 'manifest.json'))).shards.length,
+      'another worker fetched shards from the network instead of the cache');
   });
 
   it('opens the file chooser from the keyboard and takes pasted images', async () => {
@@ -225,12 +299,48 @@ describe('demo page', { timeout: 20 * 60 * 1000 }, () => {
     figures.cachedOpenMs = Number(await page.getAttribute('#load-time', 'data-open-ms'));
     assert.equal(binRequests().length, before, 'a shard was fetched from the network on reload');
     assert.equal(await page.getAttribute('#load-time', 'data-source'), 'cache');
+    assert.equal(await page.getAttribute('#load-time', 'data-hashed-by'), 'webcrypto',
+      'the shards were not hashed with WebCrypto');
     await page.setInputFiles('#files', photos.slice(0, 1));
     await settled(1);
     const [card] = await readCards(page);
     assertSameAsCLI(card, ref1[card.file], 'after reload');
+    // A single image runs in the one worker the page starts with.
+    assert.equal(await page.getAttribute('#workers', 'data-started'), '1', 'one image started a second worker');
     figures.firstResultColdMs = figures.coldLoadMs + figures.simdImageMs[0];
     figures.firstResultCachedMs = figures.cachedLoadMs + card.ms;
+  });
+
+  it('refuses a tampered cached shard before use and downloads the model again', async () => {
+    await clearResults();
+    const shards = JSON.parse(fs.readFileSync(path.join(cfg.modelDir, 'manifest.json'))).shards.length;
+    // Flip one byte in the middle of one cached shard, keeping its size.
+    const tampered = await page.evaluate(async () => {
+      const cache = await caches.open('residual-shards-v1');
+      const [key] = await cache.keys();
+      const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
+      bytes[bytes.length >> 1] ^= 0x40;
+      await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
+      return { url: key.url, size: bytes.length };
+    });
+    assert.ok(tampered.size > 1e6, `tampered entry ${JSON.stringify(tampered)}`);
+    const before = binRequests().length;
+    await page.reload();
+    await ready();
+    // The tampered entry failed the sha256 check (WebCrypto's digest, which
+    // Go compared with the manifest): every shard came from the network.
+    assert.equal(await page.getAttribute('#load-time', 'data-source'), 'network');
+    assert.equal(binRequests().length, before + shards, 'the model was not downloaded again after the check failed');
+    await page.setInputFiles('#files', photos.slice(0, 1));
+    await settled(1);
+    const [card] = await readCards(page);
+    assertSameAsCLI(card, ref1[card.file], 'after a tampered shard');
+    // The cache holds good bytes again: the next reload uses it.
+    const after = binRequests().length;
+    await page.reload();
+    await ready();
+    assert.equal(await page.getAttribute('#load-time', 'data-source'), 'cache');
+    assert.equal(binRequests().length, after);
   });
 
   it('clears the cached weights on request, so the next load downloads them', async () => {
@@ -268,7 +378,8 @@ describe('demo page', { timeout: 20 * 60 * 1000 }, () => {
     p2.on('pageerror', (e) => pageErrors.push(e.message));
     try {
       assert.match(sub.url, /\/some\/sub\/path\/$/);
-      await p2.goto(sub.url);
+      // The test model by name: make bench-gpu puts ResNet-101/152 beside it.
+      await p2.goto(`${sub.url}?model=${encodeURIComponent(cfg.model)}`);
       await p2.waitForSelector('html[data-state="ready"]', { timeout: 180000 });
       await p2.setInputFiles('#files', photos.slice(0, 1));
       await p2.waitForSelector('[data-file] [data-class-index]', { timeout: 300000 });

@@ -1,4 +1,4 @@
-package core_test
+package kernels_test
 
 // The ONNX backend node tests (Debian's libonnx-testdata) run through the CPU
 // kernels of core/kernels. Each case below names a test directory, says how
@@ -50,8 +50,8 @@ import (
 	"math"
 	"testing"
 
-	"github.com/residual-go/residual/core/internal/onnxtest"
 	"github.com/residual-go/residual/core/kernels"
+	"github.com/residual-go/residual/core/kernels/internal/onnxtest"
 )
 
 // onnxTol is |got-want| <= Abs + Rel*|want|.

@@ -1,6 +1,6 @@
 //go:build !(js && wasm)
 
-package core_test
+package e2e
 
 // MNIST: the LeNet that Caffe itself trained and wrote (Caffe's
 // examples/mnist; testdata/caffe/lenet), converted by the
@@ -139,7 +139,8 @@ func TestMNISTLeNet(t *testing.T) {
 // TestMNISTLeNetReference compares core's LeNet probabilities with the
 // float64 reference forward pass over the same float16 weights on the first
 // digits: a trained net's outputs are far from uniform, so this checks the
-// probabilities, not only the argmax.
+// probabilities, not only the argmax. LeNet's reference pass takes about a
+// millisecond, so it runs live here: golden files are for the ResNets.
 func TestMNISTLeNetReference(t *testing.T) {
 	dir := convertLeNet(t)
 	ref := loadRefModel(t, dir)

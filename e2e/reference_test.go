@@ -1,18 +1,17 @@
 //go:build !(js && wasm)
 
-package core_test
+package e2e
 
-// End to end: the official ResNet-50, -101 and -152 deploy prototxts with
-// random weights from the fixture writer, converted by the converter library,
-// opened with core.Open and run on real photographs, against an independent
-// float64 forward pass (tools/convert/caffe/reference, which shares no code
-// with core) over a caffe.Net rebuilt from the converted MANIFEST: its op list
-// and its float16 tensors widened exactly to float64. Both sides therefore see
-// the same rounded weights and the same preprocessed input (core/preprocess
-// with the manifest's spec), so the difference measures only core's float32
-// execution: kernels, layout, fusion, the f16 -> f32 widening.
+// The float64 reference side of the end-to-end tests and the comparisons
+// against core. A converted model is rebuilt from its MANIFEST (op list and
+// float16 tensors widened exactly to float64) as a caffe.Net for
+// tools/convert/caffe/reference, an independent float64 forward pass that
+// shares no code with core; both sides get the same preprocessed input
+// (core/preprocess with the manifest's spec). The difference therefore
+// measures only core's float32 execution: kernels, layout, fusion, the
+// f16 -> f32 widening.
 //
-// Bound (DESIGN.md, "Numerical target"): top-1 identical, top-5 sets
+// Bound (DESIGN.md, "The numerical target"): top-1 identical, top-5 sets
 // identical, and max |p_core - p_ref| over all 1000 probabilities <= 2e-3.
 // Why 2e-3: float32 accumulation over ResNet's ~50-150 layers with sums of
 // up to 4608 terms moves the logits by ~1e-5..1e-4 of their range (measured
@@ -28,50 +27,29 @@ package core_test
 // tiny whatever core computes. Two more checks keep the test sharp either
 // way: the top classes' log-probabilities are compared (logProbTol), and a
 // copy of each model without its final softmax makes core return the logits,
-// compared on all 1000 classes (logitTol). A synthetic image close to the
-// fixture's calibration images (smoothImagePNG) is classified too.
-//
-// Cost: a float64 ResNet-152 pass takes tens of seconds, so the conversions
-// and the reference outputs are cached under os.TempDir()/residual-e2e, keyed
-// by the prototxt, seed and converter version (conversions) and by the
-// manifest and the exact input (reference outputs): a second run, such as
-// the scalar build's, costs only core's time. RESIDUAL_E2E_FRESH=1 ignores
-// both caches.
-//
-// Not built for js/wasm: the float64 reference passes take minutes there.
+// compared on all 1000 classes (logitTol).
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"image"
-	"image/color"
-	"image/png"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/x448/float16"
 
 	"github.com/residual-go/residual/core"
 	"github.com/residual-go/residual/core/preprocess"
 	"github.com/residual-go/residual/core/weights"
-	"github.com/residual-go/residual/internal/testfiles"
 	"github.com/residual-go/residual/tools/convert/caffe"
-	"github.com/residual-go/residual/tools/convert/caffe/fixture"
 	"github.com/residual-go/residual/tools/convert/caffe/reference"
-	"github.com/residual-go/residual/tools/convert/convert"
 )
 
 // probTol is DESIGN.md's bound on max |dp| over all classes (see the file comment).
@@ -99,10 +77,6 @@ type refModel struct {
 	m    *weights.Manifest
 	net  *caffe.Net
 	spec preprocess.Spec
-	// cache, when set, is a directory where reference outputs are kept,
-	// keyed by the manifest and the input (see forwardEach).
-	cache    string
-	manifest []byte // manifest.json as read
 }
 
 // loadRefModel reads dir/manifest.json and the shards itself (not through
@@ -282,7 +256,7 @@ func loadRefModel(t *testing.T, dir string) *refModel {
 	for _, v := range m.Preprocess.MeanValues {
 		spec.MeanValues = append(spec.MeanValues, float32(v))
 	}
-	return &refModel{m: m, net: net, spec: spec, manifest: b}
+	return &refModel{m: m, net: net, spec: spec}
 }
 
 // crops preprocesses img into n network inputs, widened to float64.
@@ -319,9 +293,6 @@ func (r *refModel) forwardEach(t *testing.T, inputs [][]float64, names ...string
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
 	for i, in := range inputs {
-		if outs[i] = r.cached(in, names); outs[i] != nil {
-			continue
-		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -340,7 +311,6 @@ func (r *refModel) forwardEach(t *testing.T, inputs [][]float64, names ...string
 				}
 				outs[i][n] = b
 			}
-			errs[i] = r.store(in, names, outs[i])
 		}()
 	}
 	wg.Wait()
@@ -352,77 +322,24 @@ func (r *refModel) forwardEach(t *testing.T, inputs [][]float64, names ...string
 	return outs
 }
 
-// cacheFile names the cached reference outputs for an input: the sha256 of
-// the manifest, the blob names and the input's float64 bits. The manifest
-// pins the shards (their sha256 are in it), so a changed model or input
-// never finds a stale entry. RESIDUAL_E2E_FRESH=1 ignores the cache.
-func (r *refModel) cacheFile(in []float64, names []string) string {
-	if r.cache == "" || os.Getenv("RESIDUAL_E2E_FRESH") == "1" {
-		return ""
-	}
-	h := sha256.New()
-	h.Write(r.manifest)
-	fmt.Fprintf(h, "\x00%q\x00", names)
-	for _, v := range in {
-		binary.Write(h, binary.LittleEndian, math.Float64bits(v))
-	}
-	return filepath.Join(r.cache, hex.EncodeToString(h.Sum(nil))[:32]+".json")
-}
-
-// cached returns the stored outputs for in, or nil.
-func (r *refModel) cached(in []float64, names []string) map[string][]float64 {
-	f := r.cacheFile(in, names)
-	if f == "" {
-		return nil
-	}
-	b, err := os.ReadFile(f)
-	if err != nil {
-		return nil
-	}
-	var out map[string][]float64
-	if json.Unmarshal(b, &out) != nil {
-		return nil
-	}
-	for _, n := range names {
-		if len(out[n]) == 0 {
-			return nil
-		}
-	}
-	return out
-}
-
-// store keeps outputs for in (JSON round-trips float64 exactly), atomically.
-func (r *refModel) store(in []float64, names []string, out map[string][]float64) error {
-	f := r.cacheFile(in, names)
-	if f == "" {
-		return nil
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", f, os.Getpid())
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, f)
-}
-
-// forward returns the output probabilities averaged over the inputs (10-crop
-// mode averages the softmax outputs of the crops).
+// forward runs the reference on the inputs and returns the output
+// probabilities averaged over them (10-crop mode averages the softmax
+// outputs of the crops).
 func (r *refModel) forward(t *testing.T, inputs [][]float64) []float64 {
 	t.Helper()
+	return r.average(r.forwardEach(t, inputs))
+}
+
+// average is the mean of the manifest's output blob over passes.
+func (r *refModel) average(outs []map[string][]float64) []float64 {
 	var avg []float64
-	for _, o := range r.forwardEach(t, inputs) {
+	for _, o := range outs {
 		p := o[r.m.Output]
 		if avg == nil {
 			avg = make([]float64, len(p))
 		}
 		for i, v := range p {
-			avg[i] += v / float64(len(inputs))
+			avg[i] += v / float64(len(outs))
 		}
 	}
 	return avg
@@ -624,306 +541,4 @@ func checkLogits(t *testing.T, what string, got, want []float64) (maxd, scale fl
 			what, at, got[at], want[at], maxd, logitTol, scale)
 	}
 	return maxd, scale
-}
-
-// ---------------------------------------------------------------- fixtures
-
-// e2eModel is one official topology with the seed of its random weights.
-type e2eModel struct {
-	name     string
-	prototxt string
-	seed     int64
-	images   int  // images to classify (0: all): the synthetic one, then the photos; the reference pass dominates the run time
-	meanFile bool // convert with a generated 224x224 mean .binaryproto
-}
-
-var e2eModels = []e2eModel{
-	{"ResNet-50", "ResNet-50-deploy.prototxt", 50, 0, true},
-	{"ResNet-101", "ResNet-101-deploy.prototxt", 101, 2, false},
-	{"ResNet-152", "ResNet-152-deploy.prototxt", 152, 2, false},
-}
-
-// convertResNet generates random weights for the model's official prototxt
-// with the fixture writer, writes the .caffemodel and converts it with the
-// converter library. The converted model is cached under os.TempDir(),
-// keyed by the prototxt, the seed, the converter and the format version;
-// RESIDUAL_E2E_FRESH=1 rebuilds it.
-func convertResNet(t *testing.T, em e2eModel) string {
-	t.Helper()
-	prototxt := testfiles.Path(t, testfiles.Prototxt(em.prototxt))
-	labels := testfiles.Path(t, testfiles.Labels)
-	proto, err := os.ReadFile(prototxt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%v\x00%s\x00%d\x00", proto, em.seed, em.meanFile, convert.ConverterVersion, weights.FormatVersion)
-	dir := filepath.Join(os.TempDir(), "residual-e2e", em.name+"-"+hex.EncodeToString(h.Sum(nil))[:16])
-	if os.Getenv("RESIDUAL_E2E_FRESH") == "1" {
-		os.RemoveAll(dir)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err == nil {
-		t.Logf("%s: using the cached conversion in %s", em.name, dir)
-		return dir
-	}
-	start := time.Now()
-	deploy, err := caffe.ParsePrototxt(bytes.NewReader(proto))
-	if err != nil {
-		t.Fatalf("%s: %v", prototxt, err)
-	}
-	if err := fixture.Generate(deploy, em.seed); err != nil {
-		t.Fatalf("fixture for %s: %v", em.name, err)
-	}
-	tmp := t.TempDir()
-	writeFile := func(name string, write func(f *os.File) error) string {
-		path := filepath.Join(tmp, name)
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := write(f); err != nil {
-			f.Close()
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	caffemodel := writeFile(em.name+".caffemodel", func(f *os.File) error { return caffe.WriteModel(f, deploy) })
-	deploy = nil
-	opts := convert.Options{
-		Caffemodel: caffemodel, Prototxt: prototxt, Labels: labels,
-		Name: em.name, Synthetic: true, Out: filepath.Join(tmp, "out"),
-	}
-	if em.meanFile {
-		// A 224x224 mean image, as ResNet_mean.binaryproto is: exercises the
-		// mean-tensor path (the others use the per-channel mean values).
-		opts.Mean = writeFile("mean.binaryproto", func(f *os.File) error {
-			return caffe.WriteBlobProto(f, fixture.MeanImage(3, 224, 224, em.seed))
-		})
-	}
-	out := opts.Out
-	sum, err := convert.Convert(opts)
-	if err != nil {
-		t.Fatalf("converting %s: %v", em.name, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(out, dir); err != nil && !os.IsExist(err) {
-		// Another test process may have won the race; use its copy if complete.
-		if _, serr := os.Stat(filepath.Join(dir, "manifest.json")); serr != nil {
-			t.Fatalf("caching the conversion: %v", err)
-		}
-	}
-	t.Logf("%s: generated (seed %d) and converted in %v: %d ops, %d params, %d shard bytes; worst f16 tensor %s rel. error %.3g",
-		em.name, em.seed, time.Since(start).Round(time.Millisecond), sum.Ops, sum.Params, sum.Bytes, sum.Worst.Name, sum.Worst.MaxRelError)
-	return dir
-}
-
-// testPhotos lists the photographs in testdata/photos at the repository
-// root; with fewer than three there, JPEG and PNG test images of the Go
-// distribution fill in (a color JPEG, a gray JPEG, a PNG).
-func testPhotos(t *testing.T) []string {
-	t.Helper()
-	var photos []string
-	entries, _ := os.ReadDir(testfiles.Path(t, testfiles.Photos))
-	for _, e := range entries {
-		switch strings.ToLower(filepath.Ext(e.Name())) {
-		case ".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff":
-			photos = append(photos, filepath.Join(testfiles.Path(t, testfiles.Photos), e.Name()))
-		}
-	}
-	if len(photos) >= 3 {
-		return photos
-	}
-	out, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatalf("go env GOROOT: %v", err)
-	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "src", "image", "testdata")
-	for _, f := range []string{"video-001.jpeg", "video-005.gray.jpeg", "video-001.png"} {
-		photos = append(photos, filepath.Join(dir, f))
-	}
-	return photos
-}
-
-// Names of the synthetic test images (see smoothImagePNG): 224x224, used as
-// is, and 288x256, whose 10 crops differ.
-const (
-	smoothPhoto     = "fixture-smooth-224x224.png"
-	smoothPhotoWide = "fixture-smooth-288x256.png"
-)
-
-// smoothImagePNG is a 224x224 PNG from fixture.SmoothImage: the kind of
-// input the fixture calibrated its random weights on (the final logits
-// spread with a standard deviation of about 5 there), plus the ImageNet
-// channel means, rounded and clamped to 0..255. On real photographs the
-// random nets are often saturated (top-1 p ~ 1), which makes |dp| tiny
-// whatever happens; on this image the probabilities are spread, so the 2e-3
-// bound has teeth. Being exactly 224x224 it also takes the "used as is" path.
-func smoothImagePNG(t *testing.T, w, h int) []byte {
-	t.Helper()
-	v := fixture.SmoothImage([]int{3, h, w}, 7)
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	px := func(x float64) uint8 { return uint8(math.Max(0, math.Min(255, math.Round(x)))) }
-	plane := w * h
-	for y := range h {
-		for x := range w {
-			i := y*w + x
-			// SmoothImage is in BGR order, like the network input.
-			img.SetNRGBA(x, y, color.NRGBA{R: px(v[2*plane+i] + 123), G: px(v[plane+i] + 117), B: px(v[i] + 104), A: 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-func decodePhoto(t *testing.T, path string) ([]byte, image.Image) {
-	t.Helper()
-	var data []byte
-	var err error
-	if path == smoothPhoto {
-		data = smoothImagePNG(t, 224, 224)
-	} else if path == smoothPhotoWide {
-		data = smoothImagePNG(t, 288, 256)
-	} else if data, err = os.ReadFile(path); err != nil {
-		t.Fatal(err)
-	}
-	img, err := preprocess.Decode(data, 0)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return data, img
-}
-
-// ---------------------------------------------------------------- tests
-
-func TestEndToEndResNet(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skipping the ResNet end-to-end runs (minutes of float64 reference passes)")
-	}
-	photos := append([]string{smoothPhoto}, testPhotos(t)...)
-	for _, em := range e2eModels {
-		t.Run(em.name, func(t *testing.T) {
-			dir := convertResNet(t, em)
-			ref := loadRefModel(t, dir)
-			ref.cache = dir + ".reference"
-			if !ref.m.Synthetic || len(ref.m.Labels) != 1000 {
-				t.Fatalf("manifest: synthetic %v, %d labels; want true, 1000", ref.m.Synthetic, len(ref.m.Labels))
-			}
-			if pp := ref.m.Preprocess; em.meanFile != (pp.MeanTensor != "") || !em.meanFile && len(pp.MeanValues) != 3 {
-				t.Fatalf("manifest preprocessing %+v: want a mean tensor %v, else 3 mean values", pp, em.meanFile)
-			}
-			imgs := photos
-			if em.images > 0 && em.images < len(imgs) {
-				imgs = imgs[:em.images]
-			}
-			modes := []bool{false} // float16 resident
-			if em.name == "ResNet-50" {
-				modes = append(modes, true) // and float32 widened at load
-			}
-			models := make([]*core.Model, len(modes))
-			for i, f32 := range modes {
-				m, err := core.Open(os.DirFS(dir), core.Options{Float32Weights: f32})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer m.Close()
-				info := m.Info()
-				if want := map[bool]string{false: "f16", true: "f32"}[f32]; info.WeightMode != want || info.Classes != 1000 || !info.Synthetic {
-					t.Errorf("Info %+v: want weight mode %s, 1000 classes, synthetic", info, want)
-				}
-				models[i] = m
-			}
-			// The same net without its softmax: core returns logits.
-			ldir, logitsBlob := logitsModel(t, dir, ref.m)
-			lmodel, err := core.Open(os.DirFS(ldir), core.Options{})
-			if err != nil {
-				t.Fatalf("opening the logits copy: %v", err)
-			}
-			defer lmodel.Close()
-			// The reference passes of all images first, in parallel.
-			files := make([][]byte, len(imgs))
-			var inputs [][]float64
-			for i, photo := range imgs {
-				var img image.Image
-				files[i], img = decodePhoto(t, photo)
-				inputs = append(inputs, ref.crops(t, img, 1)[0])
-			}
-			start := time.Now()
-			wants := ref.forwardEach(t, inputs, ref.m.Output, logitsBlob)
-			t.Logf("%s: %d float64 reference pass(es) took %v", em.name, len(inputs), time.Since(start).Round(time.Millisecond))
-			worst, worstLogit := 0.0, 0.0
-			for j, photo := range imgs {
-				data, want := files[j], wants[j][ref.m.Output]
-				for i, m := range models {
-					res, err := m.ClassifyBytes(data, core.ClassifyOptions{Top: ref.classes()})
-					if err != nil {
-						t.Fatalf("%s: %v", photo, err)
-					}
-					got := probsByIndex(t, res, ref)
-					mode := map[bool]string{false: "f16", true: "f32"}[modes[i]]
-					what := fmt.Sprintf("%s %s %s", em.name, mode, filepath.Base(photo))
-					st := checkProbs(t, what, got, want, probTol)
-					t.Logf("%s: %v (core %v)", what, st, res.Elapsed.Round(time.Millisecond))
-					worst = max(worst, st.dp)
-				}
-				res, err := lmodel.ClassifyBytes(data, core.ClassifyOptions{Top: ref.classes()})
-				if err != nil {
-					t.Fatalf("%s (logits): %v", photo, err)
-				}
-				what := fmt.Sprintf("%s f16 %s logits", em.name, filepath.Base(photo))
-				d, scale := checkLogits(t, what, probsByIndex(t, res, ref), wants[j][logitsBlob])
-				t.Logf("%s: max |dlogit| %.3g, logit range %.4g (relative %.2g)", what, d, scale, d/scale)
-				worstLogit = max(worstLogit, d/scale)
-			}
-			t.Logf("%s: over %d image(s) max |dp| = %.3g (bound %.g), max |dlogit|/range = %.2g (bound %.g)",
-				em.name, len(imgs), worst, probTol, worstLogit, logitTol)
-		})
-	}
-}
-
-// TestEndToEndTenCrop: 10-crop mode of ResNet-50 on one image against ten
-// reference passes (corners, center and their mirrors) with the softmax
-// outputs averaged.
-func TestEndToEndTenCrop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skipping the 10-crop end-to-end run (ten float64 ResNet-50 passes)")
-	}
-	em := e2eModels[0]
-	dir := convertResNet(t, em)
-	ref := loadRefModel(t, dir)
-	ref.cache = dir + ".reference"
-	model, err := core.Open(os.DirFS(dir), core.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer model.Close()
-	// One image keeps this at ten reference passes; the synthetic one has
-	// spread-out probabilities (see smoothImagePNG) and 288x256 pixels, so
-	// the corners, center and mirrors are ten different crops.
-	for _, photo := range []string{smoothPhotoWide} {
-		data, img := decodePhoto(t, photo)
-		crops := ref.crops(t, img, 10)
-		for i := 1; i < len(crops); i++ {
-			if slices.Equal(crops[i], crops[0]) {
-				t.Fatalf("%s: crop %d equals crop 0: the image does not exercise 10-crop mode", photo, i)
-			}
-		}
-		start := time.Now()
-		want := ref.forward(t, crops)
-		refTime := time.Since(start)
-		res, err := model.ClassifyBytes(data, core.ClassifyOptions{Top: ref.classes(), Crops: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := checkProbs(t, "ResNet-50 10-crop "+filepath.Base(photo), probsByIndex(t, res, ref), want, probTol)
-		t.Logf("ResNet-50 10-crop %s: %v (core %v, reference %v)", filepath.Base(photo), st,
-			res.Elapsed.Round(time.Millisecond), refTime.Round(time.Millisecond))
-	}
 }

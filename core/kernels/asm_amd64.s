@@ -86,9 +86,9 @@ fmaPeakAVX2_done:
 	VZEROUPPER
 	RET
 
-// func gemm1x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm1x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm1x1AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm1x1AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -131,8 +131,8 @@ gemm1x1AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), CX
-	MOVQ   last+72(FP), BX
+	MOVQ   flags+64(FP), CX
+	MOVQ   last+80(FP), BX
 	MOVQ   $0x00000001, DX
 	SHLXQ  BX, DX, DX
 	DECQ   DX
@@ -157,18 +157,30 @@ gemm1x1AVX512_noacc:
 	VADDPS       Z1, Z0, Z0
 
 gemm1x1AVX512_nobias:
+	TESTQ  $0x00000010, CX
+	JZ     gemm1x1AVX512_nores
+	MOVQ   res+56(FP), DX
+	CMPQ   BX, $0x10
+	JE     gemm1x1AVX512_resfull
+	VADDPS (DX), Z0, K1, Z0
+	JMP    gemm1x1AVX512_nores
+
+gemm1x1AVX512_resfull:
+	VADDPS (DX), Z0, Z0
+
+gemm1x1AVX512_nores:
 	TESTQ  $0x00000004, CX
 	JZ     gemm1x1AVX512_store
 	VXORPS Z1, Z1, Z1
 	TESTQ  $0x00000008, CX
 	JNZ    gemm1x1AVX512_leaky
-	VMAXPS Z1, Z0, Z0
+	VMAXPS Z0, Z1, Z0
 	JMP    gemm1x1AVX512_store
 
 gemm1x1AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z2
-	VMINPS       Z1, Z0, Z3
-	VMAXPS       Z1, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z2
+	VMINPS       Z0, Z1, Z3
+	VMAXPS       Z0, Z1, Z0
 	VFMADD231PS  Z2, Z3, Z0
 
 gemm1x1AVX512_store:
@@ -185,9 +197,9 @@ gemm1x1AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm1x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm1x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm1x2AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm1x2AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -241,8 +253,8 @@ gemm1x2AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), CX
-	MOVQ   last+72(FP), BX
+	MOVQ   flags+64(FP), CX
+	MOVQ   last+80(FP), BX
 	MOVQ   $0x00000001, DX
 	SHLXQ  BX, DX, DX
 	DECQ   DX
@@ -270,22 +282,36 @@ gemm1x2AVX512_noacc:
 	VADDPS       Z2, Z1, Z1
 
 gemm1x2AVX512_nobias:
+	TESTQ  $0x00000010, CX
+	JZ     gemm1x2AVX512_nores
+	MOVQ   res+56(FP), DX
+	CMPQ   BX, $0x10
+	JE     gemm1x2AVX512_resfull
+	VADDPS (DX), Z0, Z0
+	VADDPS 64(DX), Z1, K1, Z1
+	JMP    gemm1x2AVX512_nores
+
+gemm1x2AVX512_resfull:
+	VADDPS (DX), Z0, Z0
+	VADDPS 64(DX), Z1, Z1
+
+gemm1x2AVX512_nores:
 	TESTQ  $0x00000004, CX
 	JZ     gemm1x2AVX512_store
 	VXORPS Z2, Z2, Z2
 	TESTQ  $0x00000008, CX
 	JNZ    gemm1x2AVX512_leaky
-	VMAXPS Z2, Z0, Z0
-	VMAXPS Z2, Z1, Z1
+	VMAXPS Z0, Z2, Z0
+	VMAXPS Z1, Z2, Z1
 	JMP    gemm1x2AVX512_store
 
 gemm1x2AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z3
-	VMINPS       Z2, Z0, Z4
-	VMAXPS       Z2, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z3
+	VMINPS       Z0, Z2, Z4
+	VMAXPS       Z0, Z2, Z0
 	VFMADD231PS  Z3, Z4, Z0
-	VMINPS       Z2, Z1, Z4
-	VMAXPS       Z2, Z1, Z1
+	VMINPS       Z1, Z2, Z4
+	VMAXPS       Z1, Z2, Z1
 	VFMADD231PS  Z3, Z4, Z1
 
 gemm1x2AVX512_store:
@@ -304,9 +330,9 @@ gemm1x2AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm1x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm1x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm1x3AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm1x3AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -371,8 +397,8 @@ gemm1x3AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), CX
-	MOVQ   last+72(FP), BX
+	MOVQ   flags+64(FP), CX
+	MOVQ   last+80(FP), BX
 	MOVQ   $0x00000001, DX
 	SHLXQ  BX, DX, DX
 	DECQ   DX
@@ -403,26 +429,42 @@ gemm1x3AVX512_noacc:
 	VADDPS       Z3, Z2, Z2
 
 gemm1x3AVX512_nobias:
+	TESTQ  $0x00000010, CX
+	JZ     gemm1x3AVX512_nores
+	MOVQ   res+56(FP), DX
+	CMPQ   BX, $0x10
+	JE     gemm1x3AVX512_resfull
+	VADDPS (DX), Z0, Z0
+	VADDPS 64(DX), Z1, Z1
+	VADDPS 128(DX), Z2, K1, Z2
+	JMP    gemm1x3AVX512_nores
+
+gemm1x3AVX512_resfull:
+	VADDPS (DX), Z0, Z0
+	VADDPS 64(DX), Z1, Z1
+	VADDPS 128(DX), Z2, Z2
+
+gemm1x3AVX512_nores:
 	TESTQ  $0x00000004, CX
 	JZ     gemm1x3AVX512_store
 	VXORPS Z3, Z3, Z3
 	TESTQ  $0x00000008, CX
 	JNZ    gemm1x3AVX512_leaky
-	VMAXPS Z3, Z0, Z0
-	VMAXPS Z3, Z1, Z1
-	VMAXPS Z3, Z2, Z2
+	VMAXPS Z0, Z3, Z0
+	VMAXPS Z1, Z3, Z1
+	VMAXPS Z2, Z3, Z2
 	JMP    gemm1x3AVX512_store
 
 gemm1x3AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z4
-	VMINPS       Z3, Z0, Z5
-	VMAXPS       Z3, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z4
+	VMINPS       Z0, Z3, Z5
+	VMAXPS       Z0, Z3, Z0
 	VFMADD231PS  Z4, Z5, Z0
-	VMINPS       Z3, Z1, Z5
-	VMAXPS       Z3, Z1, Z1
+	VMINPS       Z1, Z3, Z5
+	VMAXPS       Z1, Z3, Z1
 	VFMADD231PS  Z4, Z5, Z1
-	VMINPS       Z3, Z2, Z5
-	VMAXPS       Z3, Z2, Z2
+	VMINPS       Z2, Z3, Z5
+	VMAXPS       Z2, Z3, Z2
 	VFMADD231PS  Z4, Z5, Z2
 
 gemm1x3AVX512_store:
@@ -443,9 +485,9 @@ gemm1x3AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm1x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm1x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm1x4AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm1x4AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -521,8 +563,8 @@ gemm1x4AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), CX
-	MOVQ   last+72(FP), BX
+	MOVQ   flags+64(FP), CX
+	MOVQ   last+80(FP), BX
 	MOVQ   $0x00000001, DX
 	SHLXQ  BX, DX, DX
 	DECQ   DX
@@ -556,30 +598,48 @@ gemm1x4AVX512_noacc:
 	VADDPS       Z4, Z3, Z3
 
 gemm1x4AVX512_nobias:
+	TESTQ  $0x00000010, CX
+	JZ     gemm1x4AVX512_nores
+	MOVQ   res+56(FP), DX
+	CMPQ   BX, $0x10
+	JE     gemm1x4AVX512_resfull
+	VADDPS (DX), Z0, Z0
+	VADDPS 64(DX), Z1, Z1
+	VADDPS 128(DX), Z2, Z2
+	VADDPS 192(DX), Z3, K1, Z3
+	JMP    gemm1x4AVX512_nores
+
+gemm1x4AVX512_resfull:
+	VADDPS (DX), Z0, Z0
+	VADDPS 64(DX), Z1, Z1
+	VADDPS 128(DX), Z2, Z2
+	VADDPS 192(DX), Z3, Z3
+
+gemm1x4AVX512_nores:
 	TESTQ  $0x00000004, CX
 	JZ     gemm1x4AVX512_store
 	VXORPS Z4, Z4, Z4
 	TESTQ  $0x00000008, CX
 	JNZ    gemm1x4AVX512_leaky
-	VMAXPS Z4, Z0, Z0
-	VMAXPS Z4, Z1, Z1
-	VMAXPS Z4, Z2, Z2
-	VMAXPS Z4, Z3, Z3
+	VMAXPS Z0, Z4, Z0
+	VMAXPS Z1, Z4, Z1
+	VMAXPS Z2, Z4, Z2
+	VMAXPS Z3, Z4, Z3
 	JMP    gemm1x4AVX512_store
 
 gemm1x4AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z5
-	VMINPS       Z4, Z0, Z6
-	VMAXPS       Z4, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z5
+	VMINPS       Z0, Z4, Z6
+	VMAXPS       Z0, Z4, Z0
 	VFMADD231PS  Z5, Z6, Z0
-	VMINPS       Z4, Z1, Z6
-	VMAXPS       Z4, Z1, Z1
+	VMINPS       Z1, Z4, Z6
+	VMAXPS       Z1, Z4, Z1
 	VFMADD231PS  Z5, Z6, Z1
-	VMINPS       Z4, Z2, Z6
-	VMAXPS       Z4, Z2, Z2
+	VMINPS       Z2, Z4, Z6
+	VMAXPS       Z2, Z4, Z2
 	VFMADD231PS  Z5, Z6, Z2
-	VMINPS       Z4, Z3, Z6
-	VMAXPS       Z4, Z3, Z3
+	VMINPS       Z3, Z4, Z6
+	VMAXPS       Z3, Z4, Z3
 	VFMADD231PS  Z5, Z6, Z3
 
 gemm1x4AVX512_store:
@@ -602,9 +662,9 @@ gemm1x4AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm2x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm2x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm2x1AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm2x1AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -658,8 +718,8 @@ gemm2x1AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -690,22 +750,38 @@ gemm2x1AVX512_noacc:
 	VADDPS       Z2, Z1, Z1
 
 gemm2x1AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm2x1AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm2x1AVX512_resfull
+	VADDPS (BX), Z0, K1, Z0
+	ADDQ   CX, BX
+	VADDPS (BX), Z1, K1, Z1
+	JMP    gemm2x1AVX512_nores
+
+gemm2x1AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	ADDQ   CX, BX
+	VADDPS (BX), Z1, Z1
+
+gemm2x1AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm2x1AVX512_store
 	VXORPS Z2, Z2, Z2
 	TESTQ  $0x00000008, DX
 	JNZ    gemm2x1AVX512_leaky
-	VMAXPS Z2, Z0, Z0
-	VMAXPS Z2, Z1, Z1
+	VMAXPS Z0, Z2, Z0
+	VMAXPS Z1, Z2, Z1
 	JMP    gemm2x1AVX512_store
 
 gemm2x1AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z3
-	VMINPS       Z2, Z0, Z4
-	VMAXPS       Z2, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z3
+	VMINPS       Z0, Z2, Z4
+	VMAXPS       Z0, Z2, Z0
 	VFMADD231PS  Z3, Z4, Z0
-	VMINPS       Z2, Z1, Z4
-	VMAXPS       Z2, Z1, Z1
+	VMINPS       Z1, Z2, Z4
+	VMAXPS       Z1, Z2, Z1
 	VFMADD231PS  Z3, Z4, Z1
 
 gemm2x1AVX512_store:
@@ -726,9 +802,9 @@ gemm2x1AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm2x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm2x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm2x2AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm2x2AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -799,8 +875,8 @@ gemm2x2AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -837,30 +913,50 @@ gemm2x2AVX512_noacc:
 	VADDPS       Z4, Z3, Z3
 
 gemm2x2AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm2x2AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm2x2AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, K1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, K1, Z3
+	JMP    gemm2x2AVX512_nores
+
+gemm2x2AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, Z3
+
+gemm2x2AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm2x2AVX512_store
 	VXORPS Z4, Z4, Z4
 	TESTQ  $0x00000008, DX
 	JNZ    gemm2x2AVX512_leaky
-	VMAXPS Z4, Z0, Z0
-	VMAXPS Z4, Z1, Z1
-	VMAXPS Z4, Z2, Z2
-	VMAXPS Z4, Z3, Z3
+	VMAXPS Z0, Z4, Z0
+	VMAXPS Z1, Z4, Z1
+	VMAXPS Z2, Z4, Z2
+	VMAXPS Z3, Z4, Z3
 	JMP    gemm2x2AVX512_store
 
 gemm2x2AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z5
-	VMINPS       Z4, Z0, Z6
-	VMAXPS       Z4, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z5
+	VMINPS       Z0, Z4, Z6
+	VMAXPS       Z0, Z4, Z0
 	VFMADD231PS  Z5, Z6, Z0
-	VMINPS       Z4, Z1, Z6
-	VMAXPS       Z4, Z1, Z1
+	VMINPS       Z1, Z4, Z6
+	VMAXPS       Z1, Z4, Z1
 	VFMADD231PS  Z5, Z6, Z1
-	VMINPS       Z4, Z2, Z6
-	VMAXPS       Z4, Z2, Z2
+	VMINPS       Z2, Z4, Z6
+	VMAXPS       Z2, Z4, Z2
 	VFMADD231PS  Z5, Z6, Z2
-	VMINPS       Z4, Z3, Z6
-	VMAXPS       Z4, Z3, Z3
+	VMINPS       Z3, Z4, Z6
+	VMAXPS       Z3, Z4, Z3
 	VFMADD231PS  Z5, Z6, Z3
 
 gemm2x2AVX512_store:
@@ -885,9 +981,9 @@ gemm2x2AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm2x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm2x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm2x3AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm2x3AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -975,8 +1071,8 @@ gemm2x3AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -1019,38 +1115,62 @@ gemm2x3AVX512_noacc:
 	VADDPS       Z6, Z5, Z5
 
 gemm2x3AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm2x3AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm2x3AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, K1, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	VADDPS 64(BX), Z4, Z4
+	VADDPS 128(BX), Z5, K1, Z5
+	JMP    gemm2x3AVX512_nores
+
+gemm2x3AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	VADDPS 64(BX), Z4, Z4
+	VADDPS 128(BX), Z5, Z5
+
+gemm2x3AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm2x3AVX512_store
 	VXORPS Z6, Z6, Z6
 	TESTQ  $0x00000008, DX
 	JNZ    gemm2x3AVX512_leaky
-	VMAXPS Z6, Z0, Z0
-	VMAXPS Z6, Z1, Z1
-	VMAXPS Z6, Z2, Z2
-	VMAXPS Z6, Z3, Z3
-	VMAXPS Z6, Z4, Z4
-	VMAXPS Z6, Z5, Z5
+	VMAXPS Z0, Z6, Z0
+	VMAXPS Z1, Z6, Z1
+	VMAXPS Z2, Z6, Z2
+	VMAXPS Z3, Z6, Z3
+	VMAXPS Z4, Z6, Z4
+	VMAXPS Z5, Z6, Z5
 	JMP    gemm2x3AVX512_store
 
 gemm2x3AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z7
-	VMINPS       Z6, Z0, Z8
-	VMAXPS       Z6, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z7
+	VMINPS       Z0, Z6, Z8
+	VMAXPS       Z0, Z6, Z0
 	VFMADD231PS  Z7, Z8, Z0
-	VMINPS       Z6, Z1, Z8
-	VMAXPS       Z6, Z1, Z1
+	VMINPS       Z1, Z6, Z8
+	VMAXPS       Z1, Z6, Z1
 	VFMADD231PS  Z7, Z8, Z1
-	VMINPS       Z6, Z2, Z8
-	VMAXPS       Z6, Z2, Z2
+	VMINPS       Z2, Z6, Z8
+	VMAXPS       Z2, Z6, Z2
 	VFMADD231PS  Z7, Z8, Z2
-	VMINPS       Z6, Z3, Z8
-	VMAXPS       Z6, Z3, Z3
+	VMINPS       Z3, Z6, Z8
+	VMAXPS       Z3, Z6, Z3
 	VFMADD231PS  Z7, Z8, Z3
-	VMINPS       Z6, Z4, Z8
-	VMAXPS       Z6, Z4, Z4
+	VMINPS       Z4, Z6, Z8
+	VMAXPS       Z4, Z6, Z4
 	VFMADD231PS  Z7, Z8, Z4
-	VMINPS       Z6, Z5, Z8
-	VMAXPS       Z6, Z5, Z5
+	VMINPS       Z5, Z6, Z8
+	VMAXPS       Z5, Z6, Z5
 	VFMADD231PS  Z7, Z8, Z5
 
 gemm2x3AVX512_store:
@@ -1079,9 +1199,9 @@ gemm2x3AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm2x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm2x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm2x4AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm2x4AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -1186,8 +1306,8 @@ gemm2x4AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -1236,46 +1356,74 @@ gemm2x4AVX512_noacc:
 	VADDPS       Z8, Z7, Z7
 
 gemm2x4AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm2x4AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm2x4AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	VADDPS 192(BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS 128(BX), Z6, Z6
+	VADDPS 192(BX), Z7, K1, Z7
+	JMP    gemm2x4AVX512_nores
+
+gemm2x4AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	VADDPS 192(BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS 128(BX), Z6, Z6
+	VADDPS 192(BX), Z7, Z7
+
+gemm2x4AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm2x4AVX512_store
 	VXORPS Z8, Z8, Z8
 	TESTQ  $0x00000008, DX
 	JNZ    gemm2x4AVX512_leaky
-	VMAXPS Z8, Z0, Z0
-	VMAXPS Z8, Z1, Z1
-	VMAXPS Z8, Z2, Z2
-	VMAXPS Z8, Z3, Z3
-	VMAXPS Z8, Z4, Z4
-	VMAXPS Z8, Z5, Z5
-	VMAXPS Z8, Z6, Z6
-	VMAXPS Z8, Z7, Z7
+	VMAXPS Z0, Z8, Z0
+	VMAXPS Z1, Z8, Z1
+	VMAXPS Z2, Z8, Z2
+	VMAXPS Z3, Z8, Z3
+	VMAXPS Z4, Z8, Z4
+	VMAXPS Z5, Z8, Z5
+	VMAXPS Z6, Z8, Z6
+	VMAXPS Z7, Z8, Z7
 	JMP    gemm2x4AVX512_store
 
 gemm2x4AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z9
-	VMINPS       Z8, Z0, Z10
-	VMAXPS       Z8, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z9
+	VMINPS       Z0, Z8, Z10
+	VMAXPS       Z0, Z8, Z0
 	VFMADD231PS  Z9, Z10, Z0
-	VMINPS       Z8, Z1, Z10
-	VMAXPS       Z8, Z1, Z1
+	VMINPS       Z1, Z8, Z10
+	VMAXPS       Z1, Z8, Z1
 	VFMADD231PS  Z9, Z10, Z1
-	VMINPS       Z8, Z2, Z10
-	VMAXPS       Z8, Z2, Z2
+	VMINPS       Z2, Z8, Z10
+	VMAXPS       Z2, Z8, Z2
 	VFMADD231PS  Z9, Z10, Z2
-	VMINPS       Z8, Z3, Z10
-	VMAXPS       Z8, Z3, Z3
+	VMINPS       Z3, Z8, Z10
+	VMAXPS       Z3, Z8, Z3
 	VFMADD231PS  Z9, Z10, Z3
-	VMINPS       Z8, Z4, Z10
-	VMAXPS       Z8, Z4, Z4
+	VMINPS       Z4, Z8, Z10
+	VMAXPS       Z4, Z8, Z4
 	VFMADD231PS  Z9, Z10, Z4
-	VMINPS       Z8, Z5, Z10
-	VMAXPS       Z8, Z5, Z5
+	VMINPS       Z5, Z8, Z10
+	VMAXPS       Z5, Z8, Z5
 	VFMADD231PS  Z9, Z10, Z5
-	VMINPS       Z8, Z6, Z10
-	VMAXPS       Z8, Z6, Z6
+	VMINPS       Z6, Z8, Z10
+	VMAXPS       Z6, Z8, Z6
 	VFMADD231PS  Z9, Z10, Z6
-	VMINPS       Z8, Z7, Z10
-	VMAXPS       Z8, Z7, Z7
+	VMINPS       Z7, Z8, Z10
+	VMAXPS       Z7, Z8, Z7
 	VFMADD231PS  Z9, Z10, Z7
 
 gemm2x4AVX512_store:
@@ -1308,9 +1456,9 @@ gemm2x4AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm3x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm3x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm3x1AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm3x1AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -1375,8 +1523,8 @@ gemm3x1AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -1413,26 +1561,46 @@ gemm3x1AVX512_noacc:
 	VADDPS       Z3, Z2, Z2
 
 gemm3x1AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm3x1AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm3x1AVX512_resfull
+	VADDPS (BX), Z0, K1, Z0
+	ADDQ   CX, BX
+	VADDPS (BX), Z1, K1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, K1, Z2
+	JMP    gemm3x1AVX512_nores
+
+gemm3x1AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	ADDQ   CX, BX
+	VADDPS (BX), Z1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+
+gemm3x1AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm3x1AVX512_store
 	VXORPS Z3, Z3, Z3
 	TESTQ  $0x00000008, DX
 	JNZ    gemm3x1AVX512_leaky
-	VMAXPS Z3, Z0, Z0
-	VMAXPS Z3, Z1, Z1
-	VMAXPS Z3, Z2, Z2
+	VMAXPS Z0, Z3, Z0
+	VMAXPS Z1, Z3, Z1
+	VMAXPS Z2, Z3, Z2
 	JMP    gemm3x1AVX512_store
 
 gemm3x1AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z4
-	VMINPS       Z3, Z0, Z5
-	VMAXPS       Z3, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z4
+	VMINPS       Z0, Z3, Z5
+	VMAXPS       Z0, Z3, Z0
 	VFMADD231PS  Z4, Z5, Z0
-	VMINPS       Z3, Z1, Z5
-	VMAXPS       Z3, Z1, Z1
+	VMINPS       Z1, Z3, Z5
+	VMAXPS       Z1, Z3, Z1
 	VFMADD231PS  Z4, Z5, Z1
-	VMINPS       Z3, Z2, Z5
-	VMAXPS       Z3, Z2, Z2
+	VMINPS       Z2, Z3, Z5
+	VMAXPS       Z2, Z3, Z2
 	VFMADD231PS  Z4, Z5, Z2
 
 gemm3x1AVX512_store:
@@ -1457,9 +1625,9 @@ gemm3x1AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm3x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm3x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm3x2AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm3x2AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -1547,8 +1715,8 @@ gemm3x2AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -1594,38 +1762,64 @@ gemm3x2AVX512_noacc:
 	VADDPS       Z6, Z5, Z5
 
 gemm3x2AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm3x2AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm3x2AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, K1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, K1, Z5
+	JMP    gemm3x2AVX512_nores
+
+gemm3x2AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+
+gemm3x2AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm3x2AVX512_store
 	VXORPS Z6, Z6, Z6
 	TESTQ  $0x00000008, DX
 	JNZ    gemm3x2AVX512_leaky
-	VMAXPS Z6, Z0, Z0
-	VMAXPS Z6, Z1, Z1
-	VMAXPS Z6, Z2, Z2
-	VMAXPS Z6, Z3, Z3
-	VMAXPS Z6, Z4, Z4
-	VMAXPS Z6, Z5, Z5
+	VMAXPS Z0, Z6, Z0
+	VMAXPS Z1, Z6, Z1
+	VMAXPS Z2, Z6, Z2
+	VMAXPS Z3, Z6, Z3
+	VMAXPS Z4, Z6, Z4
+	VMAXPS Z5, Z6, Z5
 	JMP    gemm3x2AVX512_store
 
 gemm3x2AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z7
-	VMINPS       Z6, Z0, Z8
-	VMAXPS       Z6, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z7
+	VMINPS       Z0, Z6, Z8
+	VMAXPS       Z0, Z6, Z0
 	VFMADD231PS  Z7, Z8, Z0
-	VMINPS       Z6, Z1, Z8
-	VMAXPS       Z6, Z1, Z1
+	VMINPS       Z1, Z6, Z8
+	VMAXPS       Z1, Z6, Z1
 	VFMADD231PS  Z7, Z8, Z1
-	VMINPS       Z6, Z2, Z8
-	VMAXPS       Z6, Z2, Z2
+	VMINPS       Z2, Z6, Z8
+	VMAXPS       Z2, Z6, Z2
 	VFMADD231PS  Z7, Z8, Z2
-	VMINPS       Z6, Z3, Z8
-	VMAXPS       Z6, Z3, Z3
+	VMINPS       Z3, Z6, Z8
+	VMAXPS       Z3, Z6, Z3
 	VFMADD231PS  Z7, Z8, Z3
-	VMINPS       Z6, Z4, Z8
-	VMAXPS       Z6, Z4, Z4
+	VMINPS       Z4, Z6, Z8
+	VMAXPS       Z4, Z6, Z4
 	VFMADD231PS  Z7, Z8, Z4
-	VMINPS       Z6, Z5, Z8
-	VMAXPS       Z6, Z5, Z5
+	VMINPS       Z5, Z6, Z8
+	VMAXPS       Z5, Z6, Z5
 	VFMADD231PS  Z7, Z8, Z5
 
 gemm3x2AVX512_store:
@@ -1656,9 +1850,9 @@ gemm3x2AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm3x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm3x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm3x3AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm3x3AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -1769,8 +1963,8 @@ gemm3x3AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -1825,50 +2019,82 @@ gemm3x3AVX512_noacc:
 	VADDPS       Z9, Z8, Z8
 
 gemm3x3AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm3x3AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm3x3AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, K1, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	VADDPS 64(BX), Z4, Z4
+	VADDPS 128(BX), Z5, K1, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	VADDPS 128(BX), Z8, K1, Z8
+	JMP    gemm3x3AVX512_nores
+
+gemm3x3AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	VADDPS 64(BX), Z4, Z4
+	VADDPS 128(BX), Z5, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	VADDPS 128(BX), Z8, Z8
+
+gemm3x3AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm3x3AVX512_store
 	VXORPS Z9, Z9, Z9
 	TESTQ  $0x00000008, DX
 	JNZ    gemm3x3AVX512_leaky
-	VMAXPS Z9, Z0, Z0
-	VMAXPS Z9, Z1, Z1
-	VMAXPS Z9, Z2, Z2
-	VMAXPS Z9, Z3, Z3
-	VMAXPS Z9, Z4, Z4
-	VMAXPS Z9, Z5, Z5
-	VMAXPS Z9, Z6, Z6
-	VMAXPS Z9, Z7, Z7
-	VMAXPS Z9, Z8, Z8
+	VMAXPS Z0, Z9, Z0
+	VMAXPS Z1, Z9, Z1
+	VMAXPS Z2, Z9, Z2
+	VMAXPS Z3, Z9, Z3
+	VMAXPS Z4, Z9, Z4
+	VMAXPS Z5, Z9, Z5
+	VMAXPS Z6, Z9, Z6
+	VMAXPS Z7, Z9, Z7
+	VMAXPS Z8, Z9, Z8
 	JMP    gemm3x3AVX512_store
 
 gemm3x3AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z10
-	VMINPS       Z9, Z0, Z11
-	VMAXPS       Z9, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z10
+	VMINPS       Z0, Z9, Z11
+	VMAXPS       Z0, Z9, Z0
 	VFMADD231PS  Z10, Z11, Z0
-	VMINPS       Z9, Z1, Z11
-	VMAXPS       Z9, Z1, Z1
+	VMINPS       Z1, Z9, Z11
+	VMAXPS       Z1, Z9, Z1
 	VFMADD231PS  Z10, Z11, Z1
-	VMINPS       Z9, Z2, Z11
-	VMAXPS       Z9, Z2, Z2
+	VMINPS       Z2, Z9, Z11
+	VMAXPS       Z2, Z9, Z2
 	VFMADD231PS  Z10, Z11, Z2
-	VMINPS       Z9, Z3, Z11
-	VMAXPS       Z9, Z3, Z3
+	VMINPS       Z3, Z9, Z11
+	VMAXPS       Z3, Z9, Z3
 	VFMADD231PS  Z10, Z11, Z3
-	VMINPS       Z9, Z4, Z11
-	VMAXPS       Z9, Z4, Z4
+	VMINPS       Z4, Z9, Z11
+	VMAXPS       Z4, Z9, Z4
 	VFMADD231PS  Z10, Z11, Z4
-	VMINPS       Z9, Z5, Z11
-	VMAXPS       Z9, Z5, Z5
+	VMINPS       Z5, Z9, Z11
+	VMAXPS       Z5, Z9, Z5
 	VFMADD231PS  Z10, Z11, Z5
-	VMINPS       Z9, Z6, Z11
-	VMAXPS       Z9, Z6, Z6
+	VMINPS       Z6, Z9, Z11
+	VMAXPS       Z6, Z9, Z6
 	VFMADD231PS  Z10, Z11, Z6
-	VMINPS       Z9, Z7, Z11
-	VMAXPS       Z9, Z7, Z7
+	VMINPS       Z7, Z9, Z11
+	VMAXPS       Z7, Z9, Z7
 	VFMADD231PS  Z10, Z11, Z7
-	VMINPS       Z9, Z8, Z11
-	VMAXPS       Z9, Z8, Z8
+	VMINPS       Z8, Z9, Z11
+	VMAXPS       Z8, Z9, Z8
 	VFMADD231PS  Z10, Z11, Z8
 
 gemm3x3AVX512_store:
@@ -1905,9 +2131,9 @@ gemm3x3AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm3x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm3x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm3x4AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm3x4AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -2041,8 +2267,8 @@ gemm3x4AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -2106,62 +2332,100 @@ gemm3x4AVX512_noacc:
 	VADDPS       Z12, Z11, Z11
 
 gemm3x4AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm3x4AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm3x4AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	VADDPS 192(BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS 128(BX), Z6, Z6
+	VADDPS 192(BX), Z7, K1, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+	VADDPS 128(BX), Z10, Z10
+	VADDPS 192(BX), Z11, K1, Z11
+	JMP    gemm3x4AVX512_nores
+
+gemm3x4AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	VADDPS 192(BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS 128(BX), Z6, Z6
+	VADDPS 192(BX), Z7, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+	VADDPS 128(BX), Z10, Z10
+	VADDPS 192(BX), Z11, Z11
+
+gemm3x4AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm3x4AVX512_store
 	VXORPS Z12, Z12, Z12
 	TESTQ  $0x00000008, DX
 	JNZ    gemm3x4AVX512_leaky
-	VMAXPS Z12, Z0, Z0
-	VMAXPS Z12, Z1, Z1
-	VMAXPS Z12, Z2, Z2
-	VMAXPS Z12, Z3, Z3
-	VMAXPS Z12, Z4, Z4
-	VMAXPS Z12, Z5, Z5
-	VMAXPS Z12, Z6, Z6
-	VMAXPS Z12, Z7, Z7
-	VMAXPS Z12, Z8, Z8
-	VMAXPS Z12, Z9, Z9
-	VMAXPS Z12, Z10, Z10
-	VMAXPS Z12, Z11, Z11
+	VMAXPS Z0, Z12, Z0
+	VMAXPS Z1, Z12, Z1
+	VMAXPS Z2, Z12, Z2
+	VMAXPS Z3, Z12, Z3
+	VMAXPS Z4, Z12, Z4
+	VMAXPS Z5, Z12, Z5
+	VMAXPS Z6, Z12, Z6
+	VMAXPS Z7, Z12, Z7
+	VMAXPS Z8, Z12, Z8
+	VMAXPS Z9, Z12, Z9
+	VMAXPS Z10, Z12, Z10
+	VMAXPS Z11, Z12, Z11
 	JMP    gemm3x4AVX512_store
 
 gemm3x4AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z13
-	VMINPS       Z12, Z0, Z14
-	VMAXPS       Z12, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z13
+	VMINPS       Z0, Z12, Z14
+	VMAXPS       Z0, Z12, Z0
 	VFMADD231PS  Z13, Z14, Z0
-	VMINPS       Z12, Z1, Z14
-	VMAXPS       Z12, Z1, Z1
+	VMINPS       Z1, Z12, Z14
+	VMAXPS       Z1, Z12, Z1
 	VFMADD231PS  Z13, Z14, Z1
-	VMINPS       Z12, Z2, Z14
-	VMAXPS       Z12, Z2, Z2
+	VMINPS       Z2, Z12, Z14
+	VMAXPS       Z2, Z12, Z2
 	VFMADD231PS  Z13, Z14, Z2
-	VMINPS       Z12, Z3, Z14
-	VMAXPS       Z12, Z3, Z3
+	VMINPS       Z3, Z12, Z14
+	VMAXPS       Z3, Z12, Z3
 	VFMADD231PS  Z13, Z14, Z3
-	VMINPS       Z12, Z4, Z14
-	VMAXPS       Z12, Z4, Z4
+	VMINPS       Z4, Z12, Z14
+	VMAXPS       Z4, Z12, Z4
 	VFMADD231PS  Z13, Z14, Z4
-	VMINPS       Z12, Z5, Z14
-	VMAXPS       Z12, Z5, Z5
+	VMINPS       Z5, Z12, Z14
+	VMAXPS       Z5, Z12, Z5
 	VFMADD231PS  Z13, Z14, Z5
-	VMINPS       Z12, Z6, Z14
-	VMAXPS       Z12, Z6, Z6
+	VMINPS       Z6, Z12, Z14
+	VMAXPS       Z6, Z12, Z6
 	VFMADD231PS  Z13, Z14, Z6
-	VMINPS       Z12, Z7, Z14
-	VMAXPS       Z12, Z7, Z7
+	VMINPS       Z7, Z12, Z14
+	VMAXPS       Z7, Z12, Z7
 	VFMADD231PS  Z13, Z14, Z7
-	VMINPS       Z12, Z8, Z14
-	VMAXPS       Z12, Z8, Z8
+	VMINPS       Z8, Z12, Z14
+	VMAXPS       Z8, Z12, Z8
 	VFMADD231PS  Z13, Z14, Z8
-	VMINPS       Z12, Z9, Z14
-	VMAXPS       Z12, Z9, Z9
+	VMINPS       Z9, Z12, Z14
+	VMAXPS       Z9, Z12, Z9
 	VFMADD231PS  Z13, Z14, Z9
-	VMINPS       Z12, Z10, Z14
-	VMAXPS       Z12, Z10, Z10
+	VMINPS       Z10, Z12, Z14
+	VMAXPS       Z10, Z12, Z10
 	VFMADD231PS  Z13, Z14, Z10
-	VMINPS       Z12, Z11, Z14
-	VMAXPS       Z12, Z11, Z11
+	VMINPS       Z11, Z12, Z14
+	VMAXPS       Z11, Z12, Z11
 	VFMADD231PS  Z13, Z14, Z11
 
 gemm3x4AVX512_store:
@@ -2204,9 +2468,9 @@ gemm3x4AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm4x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm4x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm4x1AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm4x1AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -2286,8 +2550,8 @@ gemm4x1AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -2330,30 +2594,54 @@ gemm4x1AVX512_noacc:
 	VADDPS       Z4, Z3, Z3
 
 gemm4x1AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm4x1AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm4x1AVX512_resfull
+	VADDPS (BX), Z0, K1, Z0
+	ADDQ   CX, BX
+	VADDPS (BX), Z1, K1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, K1, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, K1, Z3
+	JMP    gemm4x1AVX512_nores
+
+gemm4x1AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	ADDQ   CX, BX
+	VADDPS (BX), Z1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+
+gemm4x1AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm4x1AVX512_store
 	VXORPS Z4, Z4, Z4
 	TESTQ  $0x00000008, DX
 	JNZ    gemm4x1AVX512_leaky
-	VMAXPS Z4, Z0, Z0
-	VMAXPS Z4, Z1, Z1
-	VMAXPS Z4, Z2, Z2
-	VMAXPS Z4, Z3, Z3
+	VMAXPS Z0, Z4, Z0
+	VMAXPS Z1, Z4, Z1
+	VMAXPS Z2, Z4, Z2
+	VMAXPS Z3, Z4, Z3
 	JMP    gemm4x1AVX512_store
 
 gemm4x1AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z5
-	VMINPS       Z4, Z0, Z6
-	VMAXPS       Z4, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z5
+	VMINPS       Z0, Z4, Z6
+	VMAXPS       Z0, Z4, Z0
 	VFMADD231PS  Z5, Z6, Z0
-	VMINPS       Z4, Z1, Z6
-	VMAXPS       Z4, Z1, Z1
+	VMINPS       Z1, Z4, Z6
+	VMAXPS       Z1, Z4, Z1
 	VFMADD231PS  Z5, Z6, Z1
-	VMINPS       Z4, Z2, Z6
-	VMAXPS       Z4, Z2, Z2
+	VMINPS       Z2, Z4, Z6
+	VMAXPS       Z2, Z4, Z2
 	VFMADD231PS  Z5, Z6, Z2
-	VMINPS       Z4, Z3, Z6
-	VMAXPS       Z4, Z3, Z3
+	VMINPS       Z3, Z4, Z6
+	VMAXPS       Z3, Z4, Z3
 	VFMADD231PS  Z5, Z6, Z3
 
 gemm4x1AVX512_store:
@@ -2382,9 +2670,9 @@ gemm4x1AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm4x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm4x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm4x2AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm4x2AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -2493,8 +2781,8 @@ gemm4x2AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -2549,46 +2837,78 @@ gemm4x2AVX512_noacc:
 	VADDPS       Z8, Z7, Z7
 
 gemm4x2AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm4x2AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm4x2AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, K1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, K1, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, K1, Z7
+	JMP    gemm4x2AVX512_nores
+
+gemm4x2AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+
+gemm4x2AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm4x2AVX512_store
 	VXORPS Z8, Z8, Z8
 	TESTQ  $0x00000008, DX
 	JNZ    gemm4x2AVX512_leaky
-	VMAXPS Z8, Z0, Z0
-	VMAXPS Z8, Z1, Z1
-	VMAXPS Z8, Z2, Z2
-	VMAXPS Z8, Z3, Z3
-	VMAXPS Z8, Z4, Z4
-	VMAXPS Z8, Z5, Z5
-	VMAXPS Z8, Z6, Z6
-	VMAXPS Z8, Z7, Z7
+	VMAXPS Z0, Z8, Z0
+	VMAXPS Z1, Z8, Z1
+	VMAXPS Z2, Z8, Z2
+	VMAXPS Z3, Z8, Z3
+	VMAXPS Z4, Z8, Z4
+	VMAXPS Z5, Z8, Z5
+	VMAXPS Z6, Z8, Z6
+	VMAXPS Z7, Z8, Z7
 	JMP    gemm4x2AVX512_store
 
 gemm4x2AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z9
-	VMINPS       Z8, Z0, Z10
-	VMAXPS       Z8, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z9
+	VMINPS       Z0, Z8, Z10
+	VMAXPS       Z0, Z8, Z0
 	VFMADD231PS  Z9, Z10, Z0
-	VMINPS       Z8, Z1, Z10
-	VMAXPS       Z8, Z1, Z1
+	VMINPS       Z1, Z8, Z10
+	VMAXPS       Z1, Z8, Z1
 	VFMADD231PS  Z9, Z10, Z1
-	VMINPS       Z8, Z2, Z10
-	VMAXPS       Z8, Z2, Z2
+	VMINPS       Z2, Z8, Z10
+	VMAXPS       Z2, Z8, Z2
 	VFMADD231PS  Z9, Z10, Z2
-	VMINPS       Z8, Z3, Z10
-	VMAXPS       Z8, Z3, Z3
+	VMINPS       Z3, Z8, Z10
+	VMAXPS       Z3, Z8, Z3
 	VFMADD231PS  Z9, Z10, Z3
-	VMINPS       Z8, Z4, Z10
-	VMAXPS       Z8, Z4, Z4
+	VMINPS       Z4, Z8, Z10
+	VMAXPS       Z4, Z8, Z4
 	VFMADD231PS  Z9, Z10, Z4
-	VMINPS       Z8, Z5, Z10
-	VMAXPS       Z8, Z5, Z5
+	VMINPS       Z5, Z8, Z10
+	VMAXPS       Z5, Z8, Z5
 	VFMADD231PS  Z9, Z10, Z5
-	VMINPS       Z8, Z6, Z10
-	VMAXPS       Z8, Z6, Z6
+	VMINPS       Z6, Z8, Z10
+	VMAXPS       Z6, Z8, Z6
 	VFMADD231PS  Z9, Z10, Z6
-	VMINPS       Z8, Z7, Z10
-	VMAXPS       Z8, Z7, Z7
+	VMINPS       Z7, Z8, Z10
+	VMAXPS       Z7, Z8, Z7
 	VFMADD231PS  Z9, Z10, Z7
 
 gemm4x2AVX512_store:
@@ -2625,9 +2945,9 @@ gemm4x2AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm4x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm4x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm4x3AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm4x3AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -2765,8 +3085,8 @@ gemm4x3AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -2833,62 +3153,102 @@ gemm4x3AVX512_noacc:
 	VADDPS       Z12, Z11, Z11
 
 gemm4x3AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm4x3AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm4x3AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, K1, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	VADDPS 64(BX), Z4, Z4
+	VADDPS 128(BX), Z5, K1, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	VADDPS 128(BX), Z8, K1, Z8
+	ADDQ   CX, BX
+	VADDPS (BX), Z9, Z9
+	VADDPS 64(BX), Z10, Z10
+	VADDPS 128(BX), Z11, K1, Z11
+	JMP    gemm4x3AVX512_nores
+
+gemm4x3AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	VADDPS 64(BX), Z4, Z4
+	VADDPS 128(BX), Z5, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	VADDPS 128(BX), Z8, Z8
+	ADDQ   CX, BX
+	VADDPS (BX), Z9, Z9
+	VADDPS 64(BX), Z10, Z10
+	VADDPS 128(BX), Z11, Z11
+
+gemm4x3AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm4x3AVX512_store
 	VXORPS Z12, Z12, Z12
 	TESTQ  $0x00000008, DX
 	JNZ    gemm4x3AVX512_leaky
-	VMAXPS Z12, Z0, Z0
-	VMAXPS Z12, Z1, Z1
-	VMAXPS Z12, Z2, Z2
-	VMAXPS Z12, Z3, Z3
-	VMAXPS Z12, Z4, Z4
-	VMAXPS Z12, Z5, Z5
-	VMAXPS Z12, Z6, Z6
-	VMAXPS Z12, Z7, Z7
-	VMAXPS Z12, Z8, Z8
-	VMAXPS Z12, Z9, Z9
-	VMAXPS Z12, Z10, Z10
-	VMAXPS Z12, Z11, Z11
+	VMAXPS Z0, Z12, Z0
+	VMAXPS Z1, Z12, Z1
+	VMAXPS Z2, Z12, Z2
+	VMAXPS Z3, Z12, Z3
+	VMAXPS Z4, Z12, Z4
+	VMAXPS Z5, Z12, Z5
+	VMAXPS Z6, Z12, Z6
+	VMAXPS Z7, Z12, Z7
+	VMAXPS Z8, Z12, Z8
+	VMAXPS Z9, Z12, Z9
+	VMAXPS Z10, Z12, Z10
+	VMAXPS Z11, Z12, Z11
 	JMP    gemm4x3AVX512_store
 
 gemm4x3AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z13
-	VMINPS       Z12, Z0, Z14
-	VMAXPS       Z12, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z13
+	VMINPS       Z0, Z12, Z14
+	VMAXPS       Z0, Z12, Z0
 	VFMADD231PS  Z13, Z14, Z0
-	VMINPS       Z12, Z1, Z14
-	VMAXPS       Z12, Z1, Z1
+	VMINPS       Z1, Z12, Z14
+	VMAXPS       Z1, Z12, Z1
 	VFMADD231PS  Z13, Z14, Z1
-	VMINPS       Z12, Z2, Z14
-	VMAXPS       Z12, Z2, Z2
+	VMINPS       Z2, Z12, Z14
+	VMAXPS       Z2, Z12, Z2
 	VFMADD231PS  Z13, Z14, Z2
-	VMINPS       Z12, Z3, Z14
-	VMAXPS       Z12, Z3, Z3
+	VMINPS       Z3, Z12, Z14
+	VMAXPS       Z3, Z12, Z3
 	VFMADD231PS  Z13, Z14, Z3
-	VMINPS       Z12, Z4, Z14
-	VMAXPS       Z12, Z4, Z4
+	VMINPS       Z4, Z12, Z14
+	VMAXPS       Z4, Z12, Z4
 	VFMADD231PS  Z13, Z14, Z4
-	VMINPS       Z12, Z5, Z14
-	VMAXPS       Z12, Z5, Z5
+	VMINPS       Z5, Z12, Z14
+	VMAXPS       Z5, Z12, Z5
 	VFMADD231PS  Z13, Z14, Z5
-	VMINPS       Z12, Z6, Z14
-	VMAXPS       Z12, Z6, Z6
+	VMINPS       Z6, Z12, Z14
+	VMAXPS       Z6, Z12, Z6
 	VFMADD231PS  Z13, Z14, Z6
-	VMINPS       Z12, Z7, Z14
-	VMAXPS       Z12, Z7, Z7
+	VMINPS       Z7, Z12, Z14
+	VMAXPS       Z7, Z12, Z7
 	VFMADD231PS  Z13, Z14, Z7
-	VMINPS       Z12, Z8, Z14
-	VMAXPS       Z12, Z8, Z8
+	VMINPS       Z8, Z12, Z14
+	VMAXPS       Z8, Z12, Z8
 	VFMADD231PS  Z13, Z14, Z8
-	VMINPS       Z12, Z9, Z14
-	VMAXPS       Z12, Z9, Z9
+	VMINPS       Z9, Z12, Z14
+	VMAXPS       Z9, Z12, Z9
 	VFMADD231PS  Z13, Z14, Z9
-	VMINPS       Z12, Z10, Z14
-	VMAXPS       Z12, Z10, Z10
+	VMINPS       Z10, Z12, Z14
+	VMAXPS       Z10, Z12, Z10
 	VFMADD231PS  Z13, Z14, Z10
-	VMINPS       Z12, Z11, Z14
-	VMAXPS       Z12, Z11, Z11
+	VMINPS       Z11, Z12, Z14
+	VMAXPS       Z11, Z12, Z11
 	VFMADD231PS  Z13, Z14, Z11
 
 gemm4x3AVX512_store:
@@ -2933,9 +3293,9 @@ gemm4x3AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm4x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm4x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm4x4AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm4x4AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -3102,8 +3462,8 @@ gemm4x4AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -3182,78 +3542,126 @@ gemm4x4AVX512_noacc:
 	VADDPS       Z16, Z15, Z15
 
 gemm4x4AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm4x4AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm4x4AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	VADDPS 192(BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS 128(BX), Z6, Z6
+	VADDPS 192(BX), Z7, K1, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+	VADDPS 128(BX), Z10, Z10
+	VADDPS 192(BX), Z11, K1, Z11
+	ADDQ   CX, BX
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS 128(BX), Z14, Z14
+	VADDPS 192(BX), Z15, K1, Z15
+	JMP    gemm4x4AVX512_nores
+
+gemm4x4AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	VADDPS 192(BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS 128(BX), Z6, Z6
+	VADDPS 192(BX), Z7, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+	VADDPS 128(BX), Z10, Z10
+	VADDPS 192(BX), Z11, Z11
+	ADDQ   CX, BX
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS 128(BX), Z14, Z14
+	VADDPS 192(BX), Z15, Z15
+
+gemm4x4AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm4x4AVX512_store
 	VXORPS Z16, Z16, Z16
 	TESTQ  $0x00000008, DX
 	JNZ    gemm4x4AVX512_leaky
-	VMAXPS Z16, Z0, Z0
-	VMAXPS Z16, Z1, Z1
-	VMAXPS Z16, Z2, Z2
-	VMAXPS Z16, Z3, Z3
-	VMAXPS Z16, Z4, Z4
-	VMAXPS Z16, Z5, Z5
-	VMAXPS Z16, Z6, Z6
-	VMAXPS Z16, Z7, Z7
-	VMAXPS Z16, Z8, Z8
-	VMAXPS Z16, Z9, Z9
-	VMAXPS Z16, Z10, Z10
-	VMAXPS Z16, Z11, Z11
-	VMAXPS Z16, Z12, Z12
-	VMAXPS Z16, Z13, Z13
-	VMAXPS Z16, Z14, Z14
-	VMAXPS Z16, Z15, Z15
+	VMAXPS Z0, Z16, Z0
+	VMAXPS Z1, Z16, Z1
+	VMAXPS Z2, Z16, Z2
+	VMAXPS Z3, Z16, Z3
+	VMAXPS Z4, Z16, Z4
+	VMAXPS Z5, Z16, Z5
+	VMAXPS Z6, Z16, Z6
+	VMAXPS Z7, Z16, Z7
+	VMAXPS Z8, Z16, Z8
+	VMAXPS Z9, Z16, Z9
+	VMAXPS Z10, Z16, Z10
+	VMAXPS Z11, Z16, Z11
+	VMAXPS Z12, Z16, Z12
+	VMAXPS Z13, Z16, Z13
+	VMAXPS Z14, Z16, Z14
+	VMAXPS Z15, Z16, Z15
 	JMP    gemm4x4AVX512_store
 
 gemm4x4AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z17
-	VMINPS       Z16, Z0, Z18
-	VMAXPS       Z16, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z17
+	VMINPS       Z0, Z16, Z18
+	VMAXPS       Z0, Z16, Z0
 	VFMADD231PS  Z17, Z18, Z0
-	VMINPS       Z16, Z1, Z18
-	VMAXPS       Z16, Z1, Z1
+	VMINPS       Z1, Z16, Z18
+	VMAXPS       Z1, Z16, Z1
 	VFMADD231PS  Z17, Z18, Z1
-	VMINPS       Z16, Z2, Z18
-	VMAXPS       Z16, Z2, Z2
+	VMINPS       Z2, Z16, Z18
+	VMAXPS       Z2, Z16, Z2
 	VFMADD231PS  Z17, Z18, Z2
-	VMINPS       Z16, Z3, Z18
-	VMAXPS       Z16, Z3, Z3
+	VMINPS       Z3, Z16, Z18
+	VMAXPS       Z3, Z16, Z3
 	VFMADD231PS  Z17, Z18, Z3
-	VMINPS       Z16, Z4, Z18
-	VMAXPS       Z16, Z4, Z4
+	VMINPS       Z4, Z16, Z18
+	VMAXPS       Z4, Z16, Z4
 	VFMADD231PS  Z17, Z18, Z4
-	VMINPS       Z16, Z5, Z18
-	VMAXPS       Z16, Z5, Z5
+	VMINPS       Z5, Z16, Z18
+	VMAXPS       Z5, Z16, Z5
 	VFMADD231PS  Z17, Z18, Z5
-	VMINPS       Z16, Z6, Z18
-	VMAXPS       Z16, Z6, Z6
+	VMINPS       Z6, Z16, Z18
+	VMAXPS       Z6, Z16, Z6
 	VFMADD231PS  Z17, Z18, Z6
-	VMINPS       Z16, Z7, Z18
-	VMAXPS       Z16, Z7, Z7
+	VMINPS       Z7, Z16, Z18
+	VMAXPS       Z7, Z16, Z7
 	VFMADD231PS  Z17, Z18, Z7
-	VMINPS       Z16, Z8, Z18
-	VMAXPS       Z16, Z8, Z8
+	VMINPS       Z8, Z16, Z18
+	VMAXPS       Z8, Z16, Z8
 	VFMADD231PS  Z17, Z18, Z8
-	VMINPS       Z16, Z9, Z18
-	VMAXPS       Z16, Z9, Z9
+	VMINPS       Z9, Z16, Z18
+	VMAXPS       Z9, Z16, Z9
 	VFMADD231PS  Z17, Z18, Z9
-	VMINPS       Z16, Z10, Z18
-	VMAXPS       Z16, Z10, Z10
+	VMINPS       Z10, Z16, Z18
+	VMAXPS       Z10, Z16, Z10
 	VFMADD231PS  Z17, Z18, Z10
-	VMINPS       Z16, Z11, Z18
-	VMAXPS       Z16, Z11, Z11
+	VMINPS       Z11, Z16, Z18
+	VMAXPS       Z11, Z16, Z11
 	VFMADD231PS  Z17, Z18, Z11
-	VMINPS       Z16, Z12, Z18
-	VMAXPS       Z16, Z12, Z12
+	VMINPS       Z12, Z16, Z18
+	VMAXPS       Z12, Z16, Z12
 	VFMADD231PS  Z17, Z18, Z12
-	VMINPS       Z16, Z13, Z18
-	VMAXPS       Z16, Z13, Z13
+	VMINPS       Z13, Z16, Z18
+	VMAXPS       Z13, Z16, Z13
 	VFMADD231PS  Z17, Z18, Z13
-	VMINPS       Z16, Z14, Z18
-	VMAXPS       Z16, Z14, Z14
+	VMINPS       Z14, Z16, Z18
+	VMAXPS       Z14, Z16, Z14
 	VFMADD231PS  Z17, Z18, Z14
-	VMINPS       Z16, Z15, Z18
-	VMAXPS       Z16, Z15, Z15
+	VMINPS       Z15, Z16, Z18
+	VMAXPS       Z15, Z16, Z15
 	VFMADD231PS  Z17, Z18, Z15
 
 gemm4x4AVX512_store:
@@ -3306,9 +3714,9 @@ gemm4x4AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm5x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm5x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm5x1AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm5x1AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -3399,8 +3807,8 @@ gemm5x1AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -3449,34 +3857,62 @@ gemm5x1AVX512_noacc:
 	VADDPS       Z5, Z4, Z4
 
 gemm5x1AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm5x1AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm5x1AVX512_resfull
+	VADDPS (BX), Z0, K1, Z0
+	ADDQ   CX, BX
+	VADDPS (BX), Z1, K1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, K1, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, K1, Z4
+	JMP    gemm5x1AVX512_nores
+
+gemm5x1AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	ADDQ   CX, BX
+	VADDPS (BX), Z1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+
+gemm5x1AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm5x1AVX512_store
 	VXORPS Z5, Z5, Z5
 	TESTQ  $0x00000008, DX
 	JNZ    gemm5x1AVX512_leaky
-	VMAXPS Z5, Z0, Z0
-	VMAXPS Z5, Z1, Z1
-	VMAXPS Z5, Z2, Z2
-	VMAXPS Z5, Z3, Z3
-	VMAXPS Z5, Z4, Z4
+	VMAXPS Z0, Z5, Z0
+	VMAXPS Z1, Z5, Z1
+	VMAXPS Z2, Z5, Z2
+	VMAXPS Z3, Z5, Z3
+	VMAXPS Z4, Z5, Z4
 	JMP    gemm5x1AVX512_store
 
 gemm5x1AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z6
-	VMINPS       Z5, Z0, Z7
-	VMAXPS       Z5, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z6
+	VMINPS       Z0, Z5, Z7
+	VMAXPS       Z0, Z5, Z0
 	VFMADD231PS  Z6, Z7, Z0
-	VMINPS       Z5, Z1, Z7
-	VMAXPS       Z5, Z1, Z1
+	VMINPS       Z1, Z5, Z7
+	VMAXPS       Z1, Z5, Z1
 	VFMADD231PS  Z6, Z7, Z1
-	VMINPS       Z5, Z2, Z7
-	VMAXPS       Z5, Z2, Z2
+	VMINPS       Z2, Z5, Z7
+	VMAXPS       Z2, Z5, Z2
 	VFMADD231PS  Z6, Z7, Z2
-	VMINPS       Z5, Z3, Z7
-	VMAXPS       Z5, Z3, Z3
+	VMINPS       Z3, Z5, Z7
+	VMAXPS       Z3, Z5, Z3
 	VFMADD231PS  Z6, Z7, Z3
-	VMINPS       Z5, Z4, Z7
-	VMAXPS       Z5, Z4, Z4
+	VMINPS       Z4, Z5, Z7
+	VMAXPS       Z4, Z5, Z4
 	VFMADD231PS  Z6, Z7, Z4
 
 gemm5x1AVX512_store:
@@ -3509,9 +3945,9 @@ gemm5x1AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm5x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm5x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm5x2AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm5x2AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -3637,8 +4073,8 @@ gemm5x2AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -3702,54 +4138,92 @@ gemm5x2AVX512_noacc:
 	VADDPS       Z10, Z9, Z9
 
 gemm5x2AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm5x2AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm5x2AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, K1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, K1, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, K1, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, K1, Z9
+	JMP    gemm5x2AVX512_nores
+
+gemm5x2AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+
+gemm5x2AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm5x2AVX512_store
 	VXORPS Z10, Z10, Z10
 	TESTQ  $0x00000008, DX
 	JNZ    gemm5x2AVX512_leaky
-	VMAXPS Z10, Z0, Z0
-	VMAXPS Z10, Z1, Z1
-	VMAXPS Z10, Z2, Z2
-	VMAXPS Z10, Z3, Z3
-	VMAXPS Z10, Z4, Z4
-	VMAXPS Z10, Z5, Z5
-	VMAXPS Z10, Z6, Z6
-	VMAXPS Z10, Z7, Z7
-	VMAXPS Z10, Z8, Z8
-	VMAXPS Z10, Z9, Z9
+	VMAXPS Z0, Z10, Z0
+	VMAXPS Z1, Z10, Z1
+	VMAXPS Z2, Z10, Z2
+	VMAXPS Z3, Z10, Z3
+	VMAXPS Z4, Z10, Z4
+	VMAXPS Z5, Z10, Z5
+	VMAXPS Z6, Z10, Z6
+	VMAXPS Z7, Z10, Z7
+	VMAXPS Z8, Z10, Z8
+	VMAXPS Z9, Z10, Z9
 	JMP    gemm5x2AVX512_store
 
 gemm5x2AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z11
-	VMINPS       Z10, Z0, Z12
-	VMAXPS       Z10, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z11
+	VMINPS       Z0, Z10, Z12
+	VMAXPS       Z0, Z10, Z0
 	VFMADD231PS  Z11, Z12, Z0
-	VMINPS       Z10, Z1, Z12
-	VMAXPS       Z10, Z1, Z1
+	VMINPS       Z1, Z10, Z12
+	VMAXPS       Z1, Z10, Z1
 	VFMADD231PS  Z11, Z12, Z1
-	VMINPS       Z10, Z2, Z12
-	VMAXPS       Z10, Z2, Z2
+	VMINPS       Z2, Z10, Z12
+	VMAXPS       Z2, Z10, Z2
 	VFMADD231PS  Z11, Z12, Z2
-	VMINPS       Z10, Z3, Z12
-	VMAXPS       Z10, Z3, Z3
+	VMINPS       Z3, Z10, Z12
+	VMAXPS       Z3, Z10, Z3
 	VFMADD231PS  Z11, Z12, Z3
-	VMINPS       Z10, Z4, Z12
-	VMAXPS       Z10, Z4, Z4
+	VMINPS       Z4, Z10, Z12
+	VMAXPS       Z4, Z10, Z4
 	VFMADD231PS  Z11, Z12, Z4
-	VMINPS       Z10, Z5, Z12
-	VMAXPS       Z10, Z5, Z5
+	VMINPS       Z5, Z10, Z12
+	VMAXPS       Z5, Z10, Z5
 	VFMADD231PS  Z11, Z12, Z5
-	VMINPS       Z10, Z6, Z12
-	VMAXPS       Z10, Z6, Z6
+	VMINPS       Z6, Z10, Z12
+	VMAXPS       Z6, Z10, Z6
 	VFMADD231PS  Z11, Z12, Z6
-	VMINPS       Z10, Z7, Z12
-	VMAXPS       Z10, Z7, Z7
+	VMINPS       Z7, Z10, Z12
+	VMAXPS       Z7, Z10, Z7
 	VFMADD231PS  Z11, Z12, Z7
-	VMINPS       Z10, Z8, Z12
-	VMAXPS       Z10, Z8, Z8
+	VMINPS       Z8, Z10, Z12
+	VMAXPS       Z8, Z10, Z8
 	VFMADD231PS  Z11, Z12, Z8
-	VMINPS       Z10, Z9, Z12
-	VMAXPS       Z10, Z9, Z9
+	VMINPS       Z9, Z10, Z12
+	VMAXPS       Z9, Z10, Z9
 	VFMADD231PS  Z11, Z12, Z9
 
 gemm5x2AVX512_store:
@@ -3792,9 +4266,9 @@ gemm5x2AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm5x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm5x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm5x3AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm5x3AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -3955,8 +4429,8 @@ gemm5x3AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -4035,74 +4509,122 @@ gemm5x3AVX512_noacc:
 	VADDPS       Z15, Z14, Z14
 
 gemm5x3AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm5x3AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm5x3AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, K1, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	VADDPS 64(BX), Z4, Z4
+	VADDPS 128(BX), Z5, K1, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	VADDPS 128(BX), Z8, K1, Z8
+	ADDQ   CX, BX
+	VADDPS (BX), Z9, Z9
+	VADDPS 64(BX), Z10, Z10
+	VADDPS 128(BX), Z11, K1, Z11
+	ADDQ   CX, BX
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS 128(BX), Z14, K1, Z14
+	JMP    gemm5x3AVX512_nores
+
+gemm5x3AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	VADDPS 64(BX), Z4, Z4
+	VADDPS 128(BX), Z5, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	VADDPS 128(BX), Z8, Z8
+	ADDQ   CX, BX
+	VADDPS (BX), Z9, Z9
+	VADDPS 64(BX), Z10, Z10
+	VADDPS 128(BX), Z11, Z11
+	ADDQ   CX, BX
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS 128(BX), Z14, Z14
+
+gemm5x3AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm5x3AVX512_store
 	VXORPS Z15, Z15, Z15
 	TESTQ  $0x00000008, DX
 	JNZ    gemm5x3AVX512_leaky
-	VMAXPS Z15, Z0, Z0
-	VMAXPS Z15, Z1, Z1
-	VMAXPS Z15, Z2, Z2
-	VMAXPS Z15, Z3, Z3
-	VMAXPS Z15, Z4, Z4
-	VMAXPS Z15, Z5, Z5
-	VMAXPS Z15, Z6, Z6
-	VMAXPS Z15, Z7, Z7
-	VMAXPS Z15, Z8, Z8
-	VMAXPS Z15, Z9, Z9
-	VMAXPS Z15, Z10, Z10
-	VMAXPS Z15, Z11, Z11
-	VMAXPS Z15, Z12, Z12
-	VMAXPS Z15, Z13, Z13
-	VMAXPS Z15, Z14, Z14
+	VMAXPS Z0, Z15, Z0
+	VMAXPS Z1, Z15, Z1
+	VMAXPS Z2, Z15, Z2
+	VMAXPS Z3, Z15, Z3
+	VMAXPS Z4, Z15, Z4
+	VMAXPS Z5, Z15, Z5
+	VMAXPS Z6, Z15, Z6
+	VMAXPS Z7, Z15, Z7
+	VMAXPS Z8, Z15, Z8
+	VMAXPS Z9, Z15, Z9
+	VMAXPS Z10, Z15, Z10
+	VMAXPS Z11, Z15, Z11
+	VMAXPS Z12, Z15, Z12
+	VMAXPS Z13, Z15, Z13
+	VMAXPS Z14, Z15, Z14
 	JMP    gemm5x3AVX512_store
 
 gemm5x3AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z16
-	VMINPS       Z15, Z0, Z17
-	VMAXPS       Z15, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z16
+	VMINPS       Z0, Z15, Z17
+	VMAXPS       Z0, Z15, Z0
 	VFMADD231PS  Z16, Z17, Z0
-	VMINPS       Z15, Z1, Z17
-	VMAXPS       Z15, Z1, Z1
+	VMINPS       Z1, Z15, Z17
+	VMAXPS       Z1, Z15, Z1
 	VFMADD231PS  Z16, Z17, Z1
-	VMINPS       Z15, Z2, Z17
-	VMAXPS       Z15, Z2, Z2
+	VMINPS       Z2, Z15, Z17
+	VMAXPS       Z2, Z15, Z2
 	VFMADD231PS  Z16, Z17, Z2
-	VMINPS       Z15, Z3, Z17
-	VMAXPS       Z15, Z3, Z3
+	VMINPS       Z3, Z15, Z17
+	VMAXPS       Z3, Z15, Z3
 	VFMADD231PS  Z16, Z17, Z3
-	VMINPS       Z15, Z4, Z17
-	VMAXPS       Z15, Z4, Z4
+	VMINPS       Z4, Z15, Z17
+	VMAXPS       Z4, Z15, Z4
 	VFMADD231PS  Z16, Z17, Z4
-	VMINPS       Z15, Z5, Z17
-	VMAXPS       Z15, Z5, Z5
+	VMINPS       Z5, Z15, Z17
+	VMAXPS       Z5, Z15, Z5
 	VFMADD231PS  Z16, Z17, Z5
-	VMINPS       Z15, Z6, Z17
-	VMAXPS       Z15, Z6, Z6
+	VMINPS       Z6, Z15, Z17
+	VMAXPS       Z6, Z15, Z6
 	VFMADD231PS  Z16, Z17, Z6
-	VMINPS       Z15, Z7, Z17
-	VMAXPS       Z15, Z7, Z7
+	VMINPS       Z7, Z15, Z17
+	VMAXPS       Z7, Z15, Z7
 	VFMADD231PS  Z16, Z17, Z7
-	VMINPS       Z15, Z8, Z17
-	VMAXPS       Z15, Z8, Z8
+	VMINPS       Z8, Z15, Z17
+	VMAXPS       Z8, Z15, Z8
 	VFMADD231PS  Z16, Z17, Z8
-	VMINPS       Z15, Z9, Z17
-	VMAXPS       Z15, Z9, Z9
+	VMINPS       Z9, Z15, Z17
+	VMAXPS       Z9, Z15, Z9
 	VFMADD231PS  Z16, Z17, Z9
-	VMINPS       Z15, Z10, Z17
-	VMAXPS       Z15, Z10, Z10
+	VMINPS       Z10, Z15, Z17
+	VMAXPS       Z10, Z15, Z10
 	VFMADD231PS  Z16, Z17, Z10
-	VMINPS       Z15, Z11, Z17
-	VMAXPS       Z15, Z11, Z11
+	VMINPS       Z11, Z15, Z17
+	VMAXPS       Z11, Z15, Z11
 	VFMADD231PS  Z16, Z17, Z11
-	VMINPS       Z15, Z12, Z17
-	VMAXPS       Z15, Z12, Z12
+	VMINPS       Z12, Z15, Z17
+	VMAXPS       Z12, Z15, Z12
 	VFMADD231PS  Z16, Z17, Z12
-	VMINPS       Z15, Z13, Z17
-	VMAXPS       Z15, Z13, Z13
+	VMINPS       Z13, Z15, Z17
+	VMAXPS       Z13, Z15, Z13
 	VFMADD231PS  Z16, Z17, Z13
-	VMINPS       Z15, Z14, Z17
-	VMAXPS       Z15, Z14, Z14
+	VMINPS       Z14, Z15, Z17
+	VMAXPS       Z14, Z15, Z14
 	VFMADD231PS  Z16, Z17, Z14
 
 gemm5x3AVX512_store:
@@ -4155,9 +4677,9 @@ gemm5x3AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm5x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm5x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm5x4AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm5x4AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -4353,8 +4875,8 @@ gemm5x4AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -4448,94 +4970,152 @@ gemm5x4AVX512_noacc:
 	VADDPS       Z20, Z19, Z19
 
 gemm5x4AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm5x4AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm5x4AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	VADDPS 192(BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS 128(BX), Z6, Z6
+	VADDPS 192(BX), Z7, K1, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+	VADDPS 128(BX), Z10, Z10
+	VADDPS 192(BX), Z11, K1, Z11
+	ADDQ   CX, BX
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS 128(BX), Z14, Z14
+	VADDPS 192(BX), Z15, K1, Z15
+	ADDQ   CX, BX
+	VADDPS (BX), Z16, Z16
+	VADDPS 64(BX), Z17, Z17
+	VADDPS 128(BX), Z18, Z18
+	VADDPS 192(BX), Z19, K1, Z19
+	JMP    gemm5x4AVX512_nores
+
+gemm5x4AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	VADDPS 192(BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS 128(BX), Z6, Z6
+	VADDPS 192(BX), Z7, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+	VADDPS 128(BX), Z10, Z10
+	VADDPS 192(BX), Z11, Z11
+	ADDQ   CX, BX
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS 128(BX), Z14, Z14
+	VADDPS 192(BX), Z15, Z15
+	ADDQ   CX, BX
+	VADDPS (BX), Z16, Z16
+	VADDPS 64(BX), Z17, Z17
+	VADDPS 128(BX), Z18, Z18
+	VADDPS 192(BX), Z19, Z19
+
+gemm5x4AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm5x4AVX512_store
 	VXORPS Z20, Z20, Z20
 	TESTQ  $0x00000008, DX
 	JNZ    gemm5x4AVX512_leaky
-	VMAXPS Z20, Z0, Z0
-	VMAXPS Z20, Z1, Z1
-	VMAXPS Z20, Z2, Z2
-	VMAXPS Z20, Z3, Z3
-	VMAXPS Z20, Z4, Z4
-	VMAXPS Z20, Z5, Z5
-	VMAXPS Z20, Z6, Z6
-	VMAXPS Z20, Z7, Z7
-	VMAXPS Z20, Z8, Z8
-	VMAXPS Z20, Z9, Z9
-	VMAXPS Z20, Z10, Z10
-	VMAXPS Z20, Z11, Z11
-	VMAXPS Z20, Z12, Z12
-	VMAXPS Z20, Z13, Z13
-	VMAXPS Z20, Z14, Z14
-	VMAXPS Z20, Z15, Z15
-	VMAXPS Z20, Z16, Z16
-	VMAXPS Z20, Z17, Z17
-	VMAXPS Z20, Z18, Z18
-	VMAXPS Z20, Z19, Z19
+	VMAXPS Z0, Z20, Z0
+	VMAXPS Z1, Z20, Z1
+	VMAXPS Z2, Z20, Z2
+	VMAXPS Z3, Z20, Z3
+	VMAXPS Z4, Z20, Z4
+	VMAXPS Z5, Z20, Z5
+	VMAXPS Z6, Z20, Z6
+	VMAXPS Z7, Z20, Z7
+	VMAXPS Z8, Z20, Z8
+	VMAXPS Z9, Z20, Z9
+	VMAXPS Z10, Z20, Z10
+	VMAXPS Z11, Z20, Z11
+	VMAXPS Z12, Z20, Z12
+	VMAXPS Z13, Z20, Z13
+	VMAXPS Z14, Z20, Z14
+	VMAXPS Z15, Z20, Z15
+	VMAXPS Z16, Z20, Z16
+	VMAXPS Z17, Z20, Z17
+	VMAXPS Z18, Z20, Z18
+	VMAXPS Z19, Z20, Z19
 	JMP    gemm5x4AVX512_store
 
 gemm5x4AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z21
-	VMINPS       Z20, Z0, Z22
-	VMAXPS       Z20, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z21
+	VMINPS       Z0, Z20, Z22
+	VMAXPS       Z0, Z20, Z0
 	VFMADD231PS  Z21, Z22, Z0
-	VMINPS       Z20, Z1, Z22
-	VMAXPS       Z20, Z1, Z1
+	VMINPS       Z1, Z20, Z22
+	VMAXPS       Z1, Z20, Z1
 	VFMADD231PS  Z21, Z22, Z1
-	VMINPS       Z20, Z2, Z22
-	VMAXPS       Z20, Z2, Z2
+	VMINPS       Z2, Z20, Z22
+	VMAXPS       Z2, Z20, Z2
 	VFMADD231PS  Z21, Z22, Z2
-	VMINPS       Z20, Z3, Z22
-	VMAXPS       Z20, Z3, Z3
+	VMINPS       Z3, Z20, Z22
+	VMAXPS       Z3, Z20, Z3
 	VFMADD231PS  Z21, Z22, Z3
-	VMINPS       Z20, Z4, Z22
-	VMAXPS       Z20, Z4, Z4
+	VMINPS       Z4, Z20, Z22
+	VMAXPS       Z4, Z20, Z4
 	VFMADD231PS  Z21, Z22, Z4
-	VMINPS       Z20, Z5, Z22
-	VMAXPS       Z20, Z5, Z5
+	VMINPS       Z5, Z20, Z22
+	VMAXPS       Z5, Z20, Z5
 	VFMADD231PS  Z21, Z22, Z5
-	VMINPS       Z20, Z6, Z22
-	VMAXPS       Z20, Z6, Z6
+	VMINPS       Z6, Z20, Z22
+	VMAXPS       Z6, Z20, Z6
 	VFMADD231PS  Z21, Z22, Z6
-	VMINPS       Z20, Z7, Z22
-	VMAXPS       Z20, Z7, Z7
+	VMINPS       Z7, Z20, Z22
+	VMAXPS       Z7, Z20, Z7
 	VFMADD231PS  Z21, Z22, Z7
-	VMINPS       Z20, Z8, Z22
-	VMAXPS       Z20, Z8, Z8
+	VMINPS       Z8, Z20, Z22
+	VMAXPS       Z8, Z20, Z8
 	VFMADD231PS  Z21, Z22, Z8
-	VMINPS       Z20, Z9, Z22
-	VMAXPS       Z20, Z9, Z9
+	VMINPS       Z9, Z20, Z22
+	VMAXPS       Z9, Z20, Z9
 	VFMADD231PS  Z21, Z22, Z9
-	VMINPS       Z20, Z10, Z22
-	VMAXPS       Z20, Z10, Z10
+	VMINPS       Z10, Z20, Z22
+	VMAXPS       Z10, Z20, Z10
 	VFMADD231PS  Z21, Z22, Z10
-	VMINPS       Z20, Z11, Z22
-	VMAXPS       Z20, Z11, Z11
+	VMINPS       Z11, Z20, Z22
+	VMAXPS       Z11, Z20, Z11
 	VFMADD231PS  Z21, Z22, Z11
-	VMINPS       Z20, Z12, Z22
-	VMAXPS       Z20, Z12, Z12
+	VMINPS       Z12, Z20, Z22
+	VMAXPS       Z12, Z20, Z12
 	VFMADD231PS  Z21, Z22, Z12
-	VMINPS       Z20, Z13, Z22
-	VMAXPS       Z20, Z13, Z13
+	VMINPS       Z13, Z20, Z22
+	VMAXPS       Z13, Z20, Z13
 	VFMADD231PS  Z21, Z22, Z13
-	VMINPS       Z20, Z14, Z22
-	VMAXPS       Z20, Z14, Z14
+	VMINPS       Z14, Z20, Z22
+	VMAXPS       Z14, Z20, Z14
 	VFMADD231PS  Z21, Z22, Z14
-	VMINPS       Z20, Z15, Z22
-	VMAXPS       Z20, Z15, Z15
+	VMINPS       Z15, Z20, Z22
+	VMAXPS       Z15, Z20, Z15
 	VFMADD231PS  Z21, Z22, Z15
-	VMINPS       Z20, Z16, Z22
-	VMAXPS       Z20, Z16, Z16
+	VMINPS       Z16, Z20, Z22
+	VMAXPS       Z16, Z20, Z16
 	VFMADD231PS  Z21, Z22, Z16
-	VMINPS       Z20, Z17, Z22
-	VMAXPS       Z20, Z17, Z17
+	VMINPS       Z17, Z20, Z22
+	VMAXPS       Z17, Z20, Z17
 	VFMADD231PS  Z21, Z22, Z17
-	VMINPS       Z20, Z18, Z22
-	VMAXPS       Z20, Z18, Z18
+	VMINPS       Z18, Z20, Z22
+	VMAXPS       Z18, Z20, Z18
 	VFMADD231PS  Z21, Z22, Z18
-	VMINPS       Z20, Z19, Z22
-	VMAXPS       Z20, Z19, Z19
+	VMINPS       Z19, Z20, Z22
+	VMAXPS       Z19, Z20, Z19
 	VFMADD231PS  Z21, Z22, Z19
 
 gemm5x4AVX512_store:
@@ -4598,9 +5178,9 @@ gemm5x4AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm6x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm6x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm6x1AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm6x1AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -4702,8 +5282,8 @@ gemm6x1AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -4758,38 +5338,70 @@ gemm6x1AVX512_noacc:
 	VADDPS       Z6, Z5, Z5
 
 gemm6x1AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm6x1AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm6x1AVX512_resfull
+	VADDPS (BX), Z0, K1, Z0
+	ADDQ   CX, BX
+	VADDPS (BX), Z1, K1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, K1, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, K1, Z4
+	ADDQ   CX, BX
+	VADDPS (BX), Z5, K1, Z5
+	JMP    gemm6x1AVX512_nores
+
+gemm6x1AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	ADDQ   CX, BX
+	VADDPS (BX), Z1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	ADDQ   CX, BX
+	VADDPS (BX), Z5, Z5
+
+gemm6x1AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm6x1AVX512_store
 	VXORPS Z6, Z6, Z6
 	TESTQ  $0x00000008, DX
 	JNZ    gemm6x1AVX512_leaky
-	VMAXPS Z6, Z0, Z0
-	VMAXPS Z6, Z1, Z1
-	VMAXPS Z6, Z2, Z2
-	VMAXPS Z6, Z3, Z3
-	VMAXPS Z6, Z4, Z4
-	VMAXPS Z6, Z5, Z5
+	VMAXPS Z0, Z6, Z0
+	VMAXPS Z1, Z6, Z1
+	VMAXPS Z2, Z6, Z2
+	VMAXPS Z3, Z6, Z3
+	VMAXPS Z4, Z6, Z4
+	VMAXPS Z5, Z6, Z5
 	JMP    gemm6x1AVX512_store
 
 gemm6x1AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z7
-	VMINPS       Z6, Z0, Z8
-	VMAXPS       Z6, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z7
+	VMINPS       Z0, Z6, Z8
+	VMAXPS       Z0, Z6, Z0
 	VFMADD231PS  Z7, Z8, Z0
-	VMINPS       Z6, Z1, Z8
-	VMAXPS       Z6, Z1, Z1
+	VMINPS       Z1, Z6, Z8
+	VMAXPS       Z1, Z6, Z1
 	VFMADD231PS  Z7, Z8, Z1
-	VMINPS       Z6, Z2, Z8
-	VMAXPS       Z6, Z2, Z2
+	VMINPS       Z2, Z6, Z8
+	VMAXPS       Z2, Z6, Z2
 	VFMADD231PS  Z7, Z8, Z2
-	VMINPS       Z6, Z3, Z8
-	VMAXPS       Z6, Z3, Z3
+	VMINPS       Z3, Z6, Z8
+	VMAXPS       Z3, Z6, Z3
 	VFMADD231PS  Z7, Z8, Z3
-	VMINPS       Z6, Z4, Z8
-	VMAXPS       Z6, Z4, Z4
+	VMINPS       Z4, Z6, Z8
+	VMAXPS       Z4, Z6, Z4
 	VFMADD231PS  Z7, Z8, Z4
-	VMINPS       Z6, Z5, Z8
-	VMAXPS       Z6, Z5, Z5
+	VMINPS       Z5, Z6, Z8
+	VMAXPS       Z5, Z6, Z5
 	VFMADD231PS  Z7, Z8, Z5
 
 gemm6x1AVX512_store:
@@ -4826,9 +5438,9 @@ gemm6x1AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm6x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm6x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm6x2AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm6x2AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -4971,8 +5583,8 @@ gemm6x2AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -5045,62 +5657,106 @@ gemm6x2AVX512_noacc:
 	VADDPS       Z12, Z11, Z11
 
 gemm6x2AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm6x2AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm6x2AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, K1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, K1, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, K1, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, K1, Z9
+	ADDQ   CX, BX
+	VADDPS (BX), Z10, Z10
+	VADDPS 64(BX), Z11, K1, Z11
+	JMP    gemm6x2AVX512_nores
+
+gemm6x2AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	ADDQ   CX, BX
+	VADDPS (BX), Z2, Z2
+	VADDPS 64(BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+	ADDQ   CX, BX
+	VADDPS (BX), Z10, Z10
+	VADDPS 64(BX), Z11, Z11
+
+gemm6x2AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm6x2AVX512_store
 	VXORPS Z12, Z12, Z12
 	TESTQ  $0x00000008, DX
 	JNZ    gemm6x2AVX512_leaky
-	VMAXPS Z12, Z0, Z0
-	VMAXPS Z12, Z1, Z1
-	VMAXPS Z12, Z2, Z2
-	VMAXPS Z12, Z3, Z3
-	VMAXPS Z12, Z4, Z4
-	VMAXPS Z12, Z5, Z5
-	VMAXPS Z12, Z6, Z6
-	VMAXPS Z12, Z7, Z7
-	VMAXPS Z12, Z8, Z8
-	VMAXPS Z12, Z9, Z9
-	VMAXPS Z12, Z10, Z10
-	VMAXPS Z12, Z11, Z11
+	VMAXPS Z0, Z12, Z0
+	VMAXPS Z1, Z12, Z1
+	VMAXPS Z2, Z12, Z2
+	VMAXPS Z3, Z12, Z3
+	VMAXPS Z4, Z12, Z4
+	VMAXPS Z5, Z12, Z5
+	VMAXPS Z6, Z12, Z6
+	VMAXPS Z7, Z12, Z7
+	VMAXPS Z8, Z12, Z8
+	VMAXPS Z9, Z12, Z9
+	VMAXPS Z10, Z12, Z10
+	VMAXPS Z11, Z12, Z11
 	JMP    gemm6x2AVX512_store
 
 gemm6x2AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z13
-	VMINPS       Z12, Z0, Z14
-	VMAXPS       Z12, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z13
+	VMINPS       Z0, Z12, Z14
+	VMAXPS       Z0, Z12, Z0
 	VFMADD231PS  Z13, Z14, Z0
-	VMINPS       Z12, Z1, Z14
-	VMAXPS       Z12, Z1, Z1
+	VMINPS       Z1, Z12, Z14
+	VMAXPS       Z1, Z12, Z1
 	VFMADD231PS  Z13, Z14, Z1
-	VMINPS       Z12, Z2, Z14
-	VMAXPS       Z12, Z2, Z2
+	VMINPS       Z2, Z12, Z14
+	VMAXPS       Z2, Z12, Z2
 	VFMADD231PS  Z13, Z14, Z2
-	VMINPS       Z12, Z3, Z14
-	VMAXPS       Z12, Z3, Z3
+	VMINPS       Z3, Z12, Z14
+	VMAXPS       Z3, Z12, Z3
 	VFMADD231PS  Z13, Z14, Z3
-	VMINPS       Z12, Z4, Z14
-	VMAXPS       Z12, Z4, Z4
+	VMINPS       Z4, Z12, Z14
+	VMAXPS       Z4, Z12, Z4
 	VFMADD231PS  Z13, Z14, Z4
-	VMINPS       Z12, Z5, Z14
-	VMAXPS       Z12, Z5, Z5
+	VMINPS       Z5, Z12, Z14
+	VMAXPS       Z5, Z12, Z5
 	VFMADD231PS  Z13, Z14, Z5
-	VMINPS       Z12, Z6, Z14
-	VMAXPS       Z12, Z6, Z6
+	VMINPS       Z6, Z12, Z14
+	VMAXPS       Z6, Z12, Z6
 	VFMADD231PS  Z13, Z14, Z6
-	VMINPS       Z12, Z7, Z14
-	VMAXPS       Z12, Z7, Z7
+	VMINPS       Z7, Z12, Z14
+	VMAXPS       Z7, Z12, Z7
 	VFMADD231PS  Z13, Z14, Z7
-	VMINPS       Z12, Z8, Z14
-	VMAXPS       Z12, Z8, Z8
+	VMINPS       Z8, Z12, Z14
+	VMAXPS       Z8, Z12, Z8
 	VFMADD231PS  Z13, Z14, Z8
-	VMINPS       Z12, Z9, Z14
-	VMAXPS       Z12, Z9, Z9
+	VMINPS       Z9, Z12, Z14
+	VMAXPS       Z9, Z12, Z9
 	VFMADD231PS  Z13, Z14, Z9
-	VMINPS       Z12, Z10, Z14
-	VMAXPS       Z12, Z10, Z10
+	VMINPS       Z10, Z12, Z14
+	VMAXPS       Z10, Z12, Z10
 	VFMADD231PS  Z13, Z14, Z10
-	VMINPS       Z12, Z11, Z14
-	VMAXPS       Z12, Z11, Z11
+	VMINPS       Z11, Z12, Z14
+	VMAXPS       Z11, Z12, Z11
 	VFMADD231PS  Z13, Z14, Z11
 
 gemm6x2AVX512_store:
@@ -5149,9 +5805,9 @@ gemm6x2AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm6x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm6x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm6x3AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm6x3AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -5335,8 +5991,8 @@ gemm6x3AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -5427,86 +6083,142 @@ gemm6x3AVX512_noacc:
 	VADDPS       Z18, Z17, Z17
 
 gemm6x3AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm6x3AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm6x3AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, K1, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	VADDPS 64(BX), Z4, Z4
+	VADDPS 128(BX), Z5, K1, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	VADDPS 128(BX), Z8, K1, Z8
+	ADDQ   CX, BX
+	VADDPS (BX), Z9, Z9
+	VADDPS 64(BX), Z10, Z10
+	VADDPS 128(BX), Z11, K1, Z11
+	ADDQ   CX, BX
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS 128(BX), Z14, K1, Z14
+	ADDQ   CX, BX
+	VADDPS (BX), Z15, Z15
+	VADDPS 64(BX), Z16, Z16
+	VADDPS 128(BX), Z17, K1, Z17
+	JMP    gemm6x3AVX512_nores
+
+gemm6x3AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	ADDQ   CX, BX
+	VADDPS (BX), Z3, Z3
+	VADDPS 64(BX), Z4, Z4
+	VADDPS 128(BX), Z5, Z5
+	ADDQ   CX, BX
+	VADDPS (BX), Z6, Z6
+	VADDPS 64(BX), Z7, Z7
+	VADDPS 128(BX), Z8, Z8
+	ADDQ   CX, BX
+	VADDPS (BX), Z9, Z9
+	VADDPS 64(BX), Z10, Z10
+	VADDPS 128(BX), Z11, Z11
+	ADDQ   CX, BX
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS 128(BX), Z14, Z14
+	ADDQ   CX, BX
+	VADDPS (BX), Z15, Z15
+	VADDPS 64(BX), Z16, Z16
+	VADDPS 128(BX), Z17, Z17
+
+gemm6x3AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm6x3AVX512_store
 	VXORPS Z18, Z18, Z18
 	TESTQ  $0x00000008, DX
 	JNZ    gemm6x3AVX512_leaky
-	VMAXPS Z18, Z0, Z0
-	VMAXPS Z18, Z1, Z1
-	VMAXPS Z18, Z2, Z2
-	VMAXPS Z18, Z3, Z3
-	VMAXPS Z18, Z4, Z4
-	VMAXPS Z18, Z5, Z5
-	VMAXPS Z18, Z6, Z6
-	VMAXPS Z18, Z7, Z7
-	VMAXPS Z18, Z8, Z8
-	VMAXPS Z18, Z9, Z9
-	VMAXPS Z18, Z10, Z10
-	VMAXPS Z18, Z11, Z11
-	VMAXPS Z18, Z12, Z12
-	VMAXPS Z18, Z13, Z13
-	VMAXPS Z18, Z14, Z14
-	VMAXPS Z18, Z15, Z15
-	VMAXPS Z18, Z16, Z16
-	VMAXPS Z18, Z17, Z17
+	VMAXPS Z0, Z18, Z0
+	VMAXPS Z1, Z18, Z1
+	VMAXPS Z2, Z18, Z2
+	VMAXPS Z3, Z18, Z3
+	VMAXPS Z4, Z18, Z4
+	VMAXPS Z5, Z18, Z5
+	VMAXPS Z6, Z18, Z6
+	VMAXPS Z7, Z18, Z7
+	VMAXPS Z8, Z18, Z8
+	VMAXPS Z9, Z18, Z9
+	VMAXPS Z10, Z18, Z10
+	VMAXPS Z11, Z18, Z11
+	VMAXPS Z12, Z18, Z12
+	VMAXPS Z13, Z18, Z13
+	VMAXPS Z14, Z18, Z14
+	VMAXPS Z15, Z18, Z15
+	VMAXPS Z16, Z18, Z16
+	VMAXPS Z17, Z18, Z17
 	JMP    gemm6x3AVX512_store
 
 gemm6x3AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z19
-	VMINPS       Z18, Z0, Z20
-	VMAXPS       Z18, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z19
+	VMINPS       Z0, Z18, Z20
+	VMAXPS       Z0, Z18, Z0
 	VFMADD231PS  Z19, Z20, Z0
-	VMINPS       Z18, Z1, Z20
-	VMAXPS       Z18, Z1, Z1
+	VMINPS       Z1, Z18, Z20
+	VMAXPS       Z1, Z18, Z1
 	VFMADD231PS  Z19, Z20, Z1
-	VMINPS       Z18, Z2, Z20
-	VMAXPS       Z18, Z2, Z2
+	VMINPS       Z2, Z18, Z20
+	VMAXPS       Z2, Z18, Z2
 	VFMADD231PS  Z19, Z20, Z2
-	VMINPS       Z18, Z3, Z20
-	VMAXPS       Z18, Z3, Z3
+	VMINPS       Z3, Z18, Z20
+	VMAXPS       Z3, Z18, Z3
 	VFMADD231PS  Z19, Z20, Z3
-	VMINPS       Z18, Z4, Z20
-	VMAXPS       Z18, Z4, Z4
+	VMINPS       Z4, Z18, Z20
+	VMAXPS       Z4, Z18, Z4
 	VFMADD231PS  Z19, Z20, Z4
-	VMINPS       Z18, Z5, Z20
-	VMAXPS       Z18, Z5, Z5
+	VMINPS       Z5, Z18, Z20
+	VMAXPS       Z5, Z18, Z5
 	VFMADD231PS  Z19, Z20, Z5
-	VMINPS       Z18, Z6, Z20
-	VMAXPS       Z18, Z6, Z6
+	VMINPS       Z6, Z18, Z20
+	VMAXPS       Z6, Z18, Z6
 	VFMADD231PS  Z19, Z20, Z6
-	VMINPS       Z18, Z7, Z20
-	VMAXPS       Z18, Z7, Z7
+	VMINPS       Z7, Z18, Z20
+	VMAXPS       Z7, Z18, Z7
 	VFMADD231PS  Z19, Z20, Z7
-	VMINPS       Z18, Z8, Z20
-	VMAXPS       Z18, Z8, Z8
+	VMINPS       Z8, Z18, Z20
+	VMAXPS       Z8, Z18, Z8
 	VFMADD231PS  Z19, Z20, Z8
-	VMINPS       Z18, Z9, Z20
-	VMAXPS       Z18, Z9, Z9
+	VMINPS       Z9, Z18, Z20
+	VMAXPS       Z9, Z18, Z9
 	VFMADD231PS  Z19, Z20, Z9
-	VMINPS       Z18, Z10, Z20
-	VMAXPS       Z18, Z10, Z10
+	VMINPS       Z10, Z18, Z20
+	VMAXPS       Z10, Z18, Z10
 	VFMADD231PS  Z19, Z20, Z10
-	VMINPS       Z18, Z11, Z20
-	VMAXPS       Z18, Z11, Z11
+	VMINPS       Z11, Z18, Z20
+	VMAXPS       Z11, Z18, Z11
 	VFMADD231PS  Z19, Z20, Z11
-	VMINPS       Z18, Z12, Z20
-	VMAXPS       Z18, Z12, Z12
+	VMINPS       Z12, Z18, Z20
+	VMAXPS       Z12, Z18, Z12
 	VFMADD231PS  Z19, Z20, Z12
-	VMINPS       Z18, Z13, Z20
-	VMAXPS       Z18, Z13, Z13
+	VMINPS       Z13, Z18, Z20
+	VMAXPS       Z13, Z18, Z13
 	VFMADD231PS  Z19, Z20, Z13
-	VMINPS       Z18, Z14, Z20
-	VMAXPS       Z18, Z14, Z14
+	VMINPS       Z14, Z18, Z20
+	VMAXPS       Z14, Z18, Z14
 	VFMADD231PS  Z19, Z20, Z14
-	VMINPS       Z18, Z15, Z20
-	VMAXPS       Z18, Z15, Z15
+	VMINPS       Z15, Z18, Z20
+	VMAXPS       Z15, Z18, Z15
 	VFMADD231PS  Z19, Z20, Z15
-	VMINPS       Z18, Z16, Z20
-	VMAXPS       Z18, Z16, Z16
+	VMINPS       Z16, Z18, Z20
+	VMAXPS       Z16, Z18, Z16
 	VFMADD231PS  Z19, Z20, Z16
-	VMINPS       Z18, Z17, Z20
-	VMAXPS       Z18, Z17, Z17
+	VMINPS       Z17, Z18, Z20
+	VMAXPS       Z17, Z18, Z17
 	VFMADD231PS  Z19, Z20, Z17
 
 gemm6x3AVX512_store:
@@ -5567,9 +6279,9 @@ gemm6x3AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm6x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm6x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2
-TEXT ·gemm6x4AVX512(SB), NOSPLIT, $0-80
+TEXT ·gemm6x4AVX512(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -5794,8 +6506,8 @@ gemm6x4AVX512_epilogue:
 	MOVQ   c+32(FP), AX
 	MOVQ   ldc+40(FP), CX
 	SHLQ   $0x02, CX
-	MOVQ   flags+56(FP), DX
-	MOVQ   last+72(FP), SI
+	MOVQ   flags+64(FP), DX
+	MOVQ   last+80(FP), SI
 	MOVQ   $0x00000001, BX
 	SHLXQ  SI, BX, BX
 	DECQ   BX
@@ -5904,110 +6616,178 @@ gemm6x4AVX512_noacc:
 	VADDPS       Z24, Z23, Z23
 
 gemm6x4AVX512_nobias:
+	TESTQ  $0x00000010, DX
+	JZ     gemm6x4AVX512_nores
+	MOVQ   res+56(FP), BX
+	CMPQ   SI, $0x10
+	JE     gemm6x4AVX512_resfull
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	VADDPS 192(BX), Z3, K1, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS 128(BX), Z6, Z6
+	VADDPS 192(BX), Z7, K1, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+	VADDPS 128(BX), Z10, Z10
+	VADDPS 192(BX), Z11, K1, Z11
+	ADDQ   CX, BX
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS 128(BX), Z14, Z14
+	VADDPS 192(BX), Z15, K1, Z15
+	ADDQ   CX, BX
+	VADDPS (BX), Z16, Z16
+	VADDPS 64(BX), Z17, Z17
+	VADDPS 128(BX), Z18, Z18
+	VADDPS 192(BX), Z19, K1, Z19
+	ADDQ   CX, BX
+	VADDPS (BX), Z20, Z20
+	VADDPS 64(BX), Z21, Z21
+	VADDPS 128(BX), Z22, Z22
+	VADDPS 192(BX), Z23, K1, Z23
+	JMP    gemm6x4AVX512_nores
+
+gemm6x4AVX512_resfull:
+	VADDPS (BX), Z0, Z0
+	VADDPS 64(BX), Z1, Z1
+	VADDPS 128(BX), Z2, Z2
+	VADDPS 192(BX), Z3, Z3
+	ADDQ   CX, BX
+	VADDPS (BX), Z4, Z4
+	VADDPS 64(BX), Z5, Z5
+	VADDPS 128(BX), Z6, Z6
+	VADDPS 192(BX), Z7, Z7
+	ADDQ   CX, BX
+	VADDPS (BX), Z8, Z8
+	VADDPS 64(BX), Z9, Z9
+	VADDPS 128(BX), Z10, Z10
+	VADDPS 192(BX), Z11, Z11
+	ADDQ   CX, BX
+	VADDPS (BX), Z12, Z12
+	VADDPS 64(BX), Z13, Z13
+	VADDPS 128(BX), Z14, Z14
+	VADDPS 192(BX), Z15, Z15
+	ADDQ   CX, BX
+	VADDPS (BX), Z16, Z16
+	VADDPS 64(BX), Z17, Z17
+	VADDPS 128(BX), Z18, Z18
+	VADDPS 192(BX), Z19, Z19
+	ADDQ   CX, BX
+	VADDPS (BX), Z20, Z20
+	VADDPS 64(BX), Z21, Z21
+	VADDPS 128(BX), Z22, Z22
+	VADDPS 192(BX), Z23, Z23
+
+gemm6x4AVX512_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm6x4AVX512_store
 	VXORPS Z24, Z24, Z24
 	TESTQ  $0x00000008, DX
 	JNZ    gemm6x4AVX512_leaky
-	VMAXPS Z24, Z0, Z0
-	VMAXPS Z24, Z1, Z1
-	VMAXPS Z24, Z2, Z2
-	VMAXPS Z24, Z3, Z3
-	VMAXPS Z24, Z4, Z4
-	VMAXPS Z24, Z5, Z5
-	VMAXPS Z24, Z6, Z6
-	VMAXPS Z24, Z7, Z7
-	VMAXPS Z24, Z8, Z8
-	VMAXPS Z24, Z9, Z9
-	VMAXPS Z24, Z10, Z10
-	VMAXPS Z24, Z11, Z11
-	VMAXPS Z24, Z12, Z12
-	VMAXPS Z24, Z13, Z13
-	VMAXPS Z24, Z14, Z14
-	VMAXPS Z24, Z15, Z15
-	VMAXPS Z24, Z16, Z16
-	VMAXPS Z24, Z17, Z17
-	VMAXPS Z24, Z18, Z18
-	VMAXPS Z24, Z19, Z19
-	VMAXPS Z24, Z20, Z20
-	VMAXPS Z24, Z21, Z21
-	VMAXPS Z24, Z22, Z22
-	VMAXPS Z24, Z23, Z23
+	VMAXPS Z0, Z24, Z0
+	VMAXPS Z1, Z24, Z1
+	VMAXPS Z2, Z24, Z2
+	VMAXPS Z3, Z24, Z3
+	VMAXPS Z4, Z24, Z4
+	VMAXPS Z5, Z24, Z5
+	VMAXPS Z6, Z24, Z6
+	VMAXPS Z7, Z24, Z7
+	VMAXPS Z8, Z24, Z8
+	VMAXPS Z9, Z24, Z9
+	VMAXPS Z10, Z24, Z10
+	VMAXPS Z11, Z24, Z11
+	VMAXPS Z12, Z24, Z12
+	VMAXPS Z13, Z24, Z13
+	VMAXPS Z14, Z24, Z14
+	VMAXPS Z15, Z24, Z15
+	VMAXPS Z16, Z24, Z16
+	VMAXPS Z17, Z24, Z17
+	VMAXPS Z18, Z24, Z18
+	VMAXPS Z19, Z24, Z19
+	VMAXPS Z20, Z24, Z20
+	VMAXPS Z21, Z24, Z21
+	VMAXPS Z22, Z24, Z22
+	VMAXPS Z23, Z24, Z23
 	JMP    gemm6x4AVX512_store
 
 gemm6x4AVX512_leaky:
-	VBROADCASTSS slope+64(FP), Z25
-	VMINPS       Z24, Z0, Z26
-	VMAXPS       Z24, Z0, Z0
+	VBROADCASTSS slope+72(FP), Z25
+	VMINPS       Z0, Z24, Z26
+	VMAXPS       Z0, Z24, Z0
 	VFMADD231PS  Z25, Z26, Z0
-	VMINPS       Z24, Z1, Z26
-	VMAXPS       Z24, Z1, Z1
+	VMINPS       Z1, Z24, Z26
+	VMAXPS       Z1, Z24, Z1
 	VFMADD231PS  Z25, Z26, Z1
-	VMINPS       Z24, Z2, Z26
-	VMAXPS       Z24, Z2, Z2
+	VMINPS       Z2, Z24, Z26
+	VMAXPS       Z2, Z24, Z2
 	VFMADD231PS  Z25, Z26, Z2
-	VMINPS       Z24, Z3, Z26
-	VMAXPS       Z24, Z3, Z3
+	VMINPS       Z3, Z24, Z26
+	VMAXPS       Z3, Z24, Z3
 	VFMADD231PS  Z25, Z26, Z3
-	VMINPS       Z24, Z4, Z26
-	VMAXPS       Z24, Z4, Z4
+	VMINPS       Z4, Z24, Z26
+	VMAXPS       Z4, Z24, Z4
 	VFMADD231PS  Z25, Z26, Z4
-	VMINPS       Z24, Z5, Z26
-	VMAXPS       Z24, Z5, Z5
+	VMINPS       Z5, Z24, Z26
+	VMAXPS       Z5, Z24, Z5
 	VFMADD231PS  Z25, Z26, Z5
-	VMINPS       Z24, Z6, Z26
-	VMAXPS       Z24, Z6, Z6
+	VMINPS       Z6, Z24, Z26
+	VMAXPS       Z6, Z24, Z6
 	VFMADD231PS  Z25, Z26, Z6
-	VMINPS       Z24, Z7, Z26
-	VMAXPS       Z24, Z7, Z7
+	VMINPS       Z7, Z24, Z26
+	VMAXPS       Z7, Z24, Z7
 	VFMADD231PS  Z25, Z26, Z7
-	VMINPS       Z24, Z8, Z26
-	VMAXPS       Z24, Z8, Z8
+	VMINPS       Z8, Z24, Z26
+	VMAXPS       Z8, Z24, Z8
 	VFMADD231PS  Z25, Z26, Z8
-	VMINPS       Z24, Z9, Z26
-	VMAXPS       Z24, Z9, Z9
+	VMINPS       Z9, Z24, Z26
+	VMAXPS       Z9, Z24, Z9
 	VFMADD231PS  Z25, Z26, Z9
-	VMINPS       Z24, Z10, Z26
-	VMAXPS       Z24, Z10, Z10
+	VMINPS       Z10, Z24, Z26
+	VMAXPS       Z10, Z24, Z10
 	VFMADD231PS  Z25, Z26, Z10
-	VMINPS       Z24, Z11, Z26
-	VMAXPS       Z24, Z11, Z11
+	VMINPS       Z11, Z24, Z26
+	VMAXPS       Z11, Z24, Z11
 	VFMADD231PS  Z25, Z26, Z11
-	VMINPS       Z24, Z12, Z26
-	VMAXPS       Z24, Z12, Z12
+	VMINPS       Z12, Z24, Z26
+	VMAXPS       Z12, Z24, Z12
 	VFMADD231PS  Z25, Z26, Z12
-	VMINPS       Z24, Z13, Z26
-	VMAXPS       Z24, Z13, Z13
+	VMINPS       Z13, Z24, Z26
+	VMAXPS       Z13, Z24, Z13
 	VFMADD231PS  Z25, Z26, Z13
-	VMINPS       Z24, Z14, Z26
-	VMAXPS       Z24, Z14, Z14
+	VMINPS       Z14, Z24, Z26
+	VMAXPS       Z14, Z24, Z14
 	VFMADD231PS  Z25, Z26, Z14
-	VMINPS       Z24, Z15, Z26
-	VMAXPS       Z24, Z15, Z15
+	VMINPS       Z15, Z24, Z26
+	VMAXPS       Z15, Z24, Z15
 	VFMADD231PS  Z25, Z26, Z15
-	VMINPS       Z24, Z16, Z26
-	VMAXPS       Z24, Z16, Z16
+	VMINPS       Z16, Z24, Z26
+	VMAXPS       Z16, Z24, Z16
 	VFMADD231PS  Z25, Z26, Z16
-	VMINPS       Z24, Z17, Z26
-	VMAXPS       Z24, Z17, Z17
+	VMINPS       Z17, Z24, Z26
+	VMAXPS       Z17, Z24, Z17
 	VFMADD231PS  Z25, Z26, Z17
-	VMINPS       Z24, Z18, Z26
-	VMAXPS       Z24, Z18, Z18
+	VMINPS       Z18, Z24, Z26
+	VMAXPS       Z18, Z24, Z18
 	VFMADD231PS  Z25, Z26, Z18
-	VMINPS       Z24, Z19, Z26
-	VMAXPS       Z24, Z19, Z19
+	VMINPS       Z19, Z24, Z26
+	VMAXPS       Z19, Z24, Z19
 	VFMADD231PS  Z25, Z26, Z19
-	VMINPS       Z24, Z20, Z26
-	VMAXPS       Z24, Z20, Z20
+	VMINPS       Z20, Z24, Z26
+	VMAXPS       Z20, Z24, Z20
 	VFMADD231PS  Z25, Z26, Z20
-	VMINPS       Z24, Z21, Z26
-	VMAXPS       Z24, Z21, Z21
+	VMINPS       Z21, Z24, Z26
+	VMAXPS       Z21, Z24, Z21
 	VFMADD231PS  Z25, Z26, Z21
-	VMINPS       Z24, Z22, Z26
-	VMAXPS       Z24, Z22, Z22
+	VMINPS       Z22, Z24, Z26
+	VMAXPS       Z22, Z24, Z22
 	VFMADD231PS  Z25, Z26, Z22
-	VMINPS       Z24, Z23, Z26
-	VMAXPS       Z24, Z23, Z23
+	VMINPS       Z23, Z24, Z26
+	VMAXPS       Z23, Z24, Z23
 	VFMADD231PS  Z25, Z26, Z23
 
 gemm6x4AVX512_store:
@@ -6080,9 +6860,9 @@ gemm6x4AVX512_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm1x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm1x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm1x1AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm1x1AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -6125,8 +6905,8 @@ gemm1x1AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), CX
-	MOVQ         last+72(FP), BX
+	MOVQ         flags+64(FP), CX
+	MOVQ         last+80(FP), BX
 	MOVQ         BX, DX
 	VMOVD        DX, X15
 	VPBROADCASTD X15, Y15
@@ -6152,18 +6932,31 @@ gemm1x1AVX2_noacc:
 	VADDPS       Y1, Y0, Y0
 
 gemm1x1AVX2_nobias:
+	TESTQ      $0x00000010, CX
+	JZ         gemm1x1AVX2_nores
+	MOVQ       res+56(FP), DX
+	CMPQ       BX, $0x08
+	JE         gemm1x1AVX2_resfull
+	VMASKMOVPS (DX), Y15, Y1
+	VADDPS     Y1, Y0, Y0
+	JMP        gemm1x1AVX2_nores
+
+gemm1x1AVX2_resfull:
+	VADDPS (DX), Y0, Y0
+
+gemm1x1AVX2_nores:
 	TESTQ  $0x00000004, CX
 	JZ     gemm1x1AVX2_store
 	VXORPS Y1, Y1, Y1
 	TESTQ  $0x00000008, CX
 	JNZ    gemm1x1AVX2_leaky
-	VMAXPS Y1, Y0, Y0
+	VMAXPS Y0, Y1, Y0
 	JMP    gemm1x1AVX2_store
 
 gemm1x1AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y2
-	VMINPS       Y1, Y0, Y3
-	VMAXPS       Y1, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y2
+	VMINPS       Y0, Y1, Y3
+	VMAXPS       Y0, Y1, Y0
 	VFMADD231PS  Y2, Y3, Y0
 
 gemm1x1AVX2_store:
@@ -6190,9 +6983,9 @@ DATA laneIndex<>+24(SB)/4, $0x00000006
 DATA laneIndex<>+28(SB)/4, $0x00000007
 GLOBL laneIndex<>(SB), RODATA|NOPTR, $32
 
-// func gemm1x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm1x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm1x2AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm1x2AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -6246,8 +7039,8 @@ gemm1x2AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), CX
-	MOVQ         last+72(FP), BX
+	MOVQ         flags+64(FP), CX
+	MOVQ         last+80(FP), BX
 	MOVQ         BX, DX
 	VMOVD        DX, X15
 	VPBROADCASTD X15, Y15
@@ -6276,22 +7069,37 @@ gemm1x2AVX2_noacc:
 	VADDPS       Y2, Y1, Y1
 
 gemm1x2AVX2_nobias:
+	TESTQ      $0x00000010, CX
+	JZ         gemm1x2AVX2_nores
+	MOVQ       res+56(FP), DX
+	CMPQ       BX, $0x08
+	JE         gemm1x2AVX2_resfull
+	VADDPS     (DX), Y0, Y0
+	VMASKMOVPS 32(DX), Y15, Y2
+	VADDPS     Y2, Y1, Y1
+	JMP        gemm1x2AVX2_nores
+
+gemm1x2AVX2_resfull:
+	VADDPS (DX), Y0, Y0
+	VADDPS 32(DX), Y1, Y1
+
+gemm1x2AVX2_nores:
 	TESTQ  $0x00000004, CX
 	JZ     gemm1x2AVX2_store
 	VXORPS Y2, Y2, Y2
 	TESTQ  $0x00000008, CX
 	JNZ    gemm1x2AVX2_leaky
-	VMAXPS Y2, Y0, Y0
-	VMAXPS Y2, Y1, Y1
+	VMAXPS Y0, Y2, Y0
+	VMAXPS Y1, Y2, Y1
 	JMP    gemm1x2AVX2_store
 
 gemm1x2AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y3
-	VMINPS       Y2, Y0, Y4
-	VMAXPS       Y2, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y3
+	VMINPS       Y0, Y2, Y4
+	VMAXPS       Y0, Y2, Y0
 	VFMADD231PS  Y3, Y4, Y0
-	VMINPS       Y2, Y1, Y4
-	VMAXPS       Y2, Y1, Y1
+	VMINPS       Y1, Y2, Y4
+	VMAXPS       Y1, Y2, Y1
 	VFMADD231PS  Y3, Y4, Y1
 
 gemm1x2AVX2_store:
@@ -6310,9 +7118,9 @@ gemm1x2AVX2_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm2x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm2x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm2x1AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm2x1AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -6366,8 +7174,8 @@ gemm2x1AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), DX
-	MOVQ         last+72(FP), SI
+	MOVQ         flags+64(FP), DX
+	MOVQ         last+80(FP), SI
 	MOVQ         SI, BX
 	VMOVD        BX, X15
 	VPBROADCASTD X15, Y15
@@ -6400,22 +7208,40 @@ gemm2x1AVX2_noacc:
 	VADDPS       Y2, Y1, Y1
 
 gemm2x1AVX2_nobias:
+	TESTQ      $0x00000010, DX
+	JZ         gemm2x1AVX2_nores
+	MOVQ       res+56(FP), BX
+	CMPQ       SI, $0x08
+	JE         gemm2x1AVX2_resfull
+	VMASKMOVPS (BX), Y15, Y2
+	VADDPS     Y2, Y0, Y0
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y2
+	VADDPS     Y2, Y1, Y1
+	JMP        gemm2x1AVX2_nores
+
+gemm2x1AVX2_resfull:
+	VADDPS (BX), Y0, Y0
+	ADDQ   CX, BX
+	VADDPS (BX), Y1, Y1
+
+gemm2x1AVX2_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm2x1AVX2_store
 	VXORPS Y2, Y2, Y2
 	TESTQ  $0x00000008, DX
 	JNZ    gemm2x1AVX2_leaky
-	VMAXPS Y2, Y0, Y0
-	VMAXPS Y2, Y1, Y1
+	VMAXPS Y0, Y2, Y0
+	VMAXPS Y1, Y2, Y1
 	JMP    gemm2x1AVX2_store
 
 gemm2x1AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y3
-	VMINPS       Y2, Y0, Y4
-	VMAXPS       Y2, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y3
+	VMINPS       Y0, Y2, Y4
+	VMAXPS       Y0, Y2, Y0
 	VFMADD231PS  Y3, Y4, Y0
-	VMINPS       Y2, Y1, Y4
-	VMAXPS       Y2, Y1, Y1
+	VMINPS       Y1, Y2, Y4
+	VMAXPS       Y1, Y2, Y1
 	VFMADD231PS  Y3, Y4, Y1
 
 gemm2x1AVX2_store:
@@ -6436,9 +7262,9 @@ gemm2x1AVX2_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm2x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm2x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm2x2AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm2x2AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -6509,8 +7335,8 @@ gemm2x2AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), DX
-	MOVQ         last+72(FP), SI
+	MOVQ         flags+64(FP), DX
+	MOVQ         last+80(FP), SI
 	MOVQ         SI, BX
 	VMOVD        BX, X15
 	VPBROADCASTD X15, Y15
@@ -6549,30 +7375,52 @@ gemm2x2AVX2_noacc:
 	VADDPS       Y4, Y3, Y3
 
 gemm2x2AVX2_nobias:
+	TESTQ      $0x00000010, DX
+	JZ         gemm2x2AVX2_nores
+	MOVQ       res+56(FP), BX
+	CMPQ       SI, $0x08
+	JE         gemm2x2AVX2_resfull
+	VADDPS     (BX), Y0, Y0
+	VMASKMOVPS 32(BX), Y15, Y4
+	VADDPS     Y4, Y1, Y1
+	ADDQ       CX, BX
+	VADDPS     (BX), Y2, Y2
+	VMASKMOVPS 32(BX), Y15, Y4
+	VADDPS     Y4, Y3, Y3
+	JMP        gemm2x2AVX2_nores
+
+gemm2x2AVX2_resfull:
+	VADDPS (BX), Y0, Y0
+	VADDPS 32(BX), Y1, Y1
+	ADDQ   CX, BX
+	VADDPS (BX), Y2, Y2
+	VADDPS 32(BX), Y3, Y3
+
+gemm2x2AVX2_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm2x2AVX2_store
 	VXORPS Y4, Y4, Y4
 	TESTQ  $0x00000008, DX
 	JNZ    gemm2x2AVX2_leaky
-	VMAXPS Y4, Y0, Y0
-	VMAXPS Y4, Y1, Y1
-	VMAXPS Y4, Y2, Y2
-	VMAXPS Y4, Y3, Y3
+	VMAXPS Y0, Y4, Y0
+	VMAXPS Y1, Y4, Y1
+	VMAXPS Y2, Y4, Y2
+	VMAXPS Y3, Y4, Y3
 	JMP    gemm2x2AVX2_store
 
 gemm2x2AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y5
-	VMINPS       Y4, Y0, Y6
-	VMAXPS       Y4, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y5
+	VMINPS       Y0, Y4, Y6
+	VMAXPS       Y0, Y4, Y0
 	VFMADD231PS  Y5, Y6, Y0
-	VMINPS       Y4, Y1, Y6
-	VMAXPS       Y4, Y1, Y1
+	VMINPS       Y1, Y4, Y6
+	VMAXPS       Y1, Y4, Y1
 	VFMADD231PS  Y5, Y6, Y1
-	VMINPS       Y4, Y2, Y6
-	VMAXPS       Y4, Y2, Y2
+	VMINPS       Y2, Y4, Y6
+	VMAXPS       Y2, Y4, Y2
 	VFMADD231PS  Y5, Y6, Y2
-	VMINPS       Y4, Y3, Y6
-	VMAXPS       Y4, Y3, Y3
+	VMINPS       Y3, Y4, Y6
+	VMAXPS       Y3, Y4, Y3
 	VFMADD231PS  Y5, Y6, Y3
 
 gemm2x2AVX2_store:
@@ -6597,9 +7445,9 @@ gemm2x2AVX2_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm3x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm3x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm3x1AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm3x1AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -6664,8 +7512,8 @@ gemm3x1AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), DX
-	MOVQ         last+72(FP), SI
+	MOVQ         flags+64(FP), DX
+	MOVQ         last+80(FP), SI
 	MOVQ         SI, BX
 	VMOVD        BX, X15
 	VPBROADCASTD X15, Y15
@@ -6705,26 +7553,49 @@ gemm3x1AVX2_noacc:
 	VADDPS       Y3, Y2, Y2
 
 gemm3x1AVX2_nobias:
+	TESTQ      $0x00000010, DX
+	JZ         gemm3x1AVX2_nores
+	MOVQ       res+56(FP), BX
+	CMPQ       SI, $0x08
+	JE         gemm3x1AVX2_resfull
+	VMASKMOVPS (BX), Y15, Y3
+	VADDPS     Y3, Y0, Y0
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y3
+	VADDPS     Y3, Y1, Y1
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y3
+	VADDPS     Y3, Y2, Y2
+	JMP        gemm3x1AVX2_nores
+
+gemm3x1AVX2_resfull:
+	VADDPS (BX), Y0, Y0
+	ADDQ   CX, BX
+	VADDPS (BX), Y1, Y1
+	ADDQ   CX, BX
+	VADDPS (BX), Y2, Y2
+
+gemm3x1AVX2_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm3x1AVX2_store
 	VXORPS Y3, Y3, Y3
 	TESTQ  $0x00000008, DX
 	JNZ    gemm3x1AVX2_leaky
-	VMAXPS Y3, Y0, Y0
-	VMAXPS Y3, Y1, Y1
-	VMAXPS Y3, Y2, Y2
+	VMAXPS Y0, Y3, Y0
+	VMAXPS Y1, Y3, Y1
+	VMAXPS Y2, Y3, Y2
 	JMP    gemm3x1AVX2_store
 
 gemm3x1AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y4
-	VMINPS       Y3, Y0, Y5
-	VMAXPS       Y3, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y4
+	VMINPS       Y0, Y3, Y5
+	VMAXPS       Y0, Y3, Y0
 	VFMADD231PS  Y4, Y5, Y0
-	VMINPS       Y3, Y1, Y5
-	VMAXPS       Y3, Y1, Y1
+	VMINPS       Y1, Y3, Y5
+	VMAXPS       Y1, Y3, Y1
 	VFMADD231PS  Y4, Y5, Y1
-	VMINPS       Y3, Y2, Y5
-	VMAXPS       Y3, Y2, Y2
+	VMINPS       Y2, Y3, Y5
+	VMAXPS       Y2, Y3, Y2
 	VFMADD231PS  Y4, Y5, Y2
 
 gemm3x1AVX2_store:
@@ -6749,9 +7620,9 @@ gemm3x1AVX2_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm3x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm3x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm3x2AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm3x2AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -6839,8 +7710,8 @@ gemm3x2AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), DX
-	MOVQ         last+72(FP), SI
+	MOVQ         flags+64(FP), DX
+	MOVQ         last+80(FP), SI
 	MOVQ         SI, BX
 	VMOVD        BX, X15
 	VPBROADCASTD X15, Y15
@@ -6889,38 +7760,67 @@ gemm3x2AVX2_noacc:
 	VADDPS       Y6, Y5, Y5
 
 gemm3x2AVX2_nobias:
+	TESTQ      $0x00000010, DX
+	JZ         gemm3x2AVX2_nores
+	MOVQ       res+56(FP), BX
+	CMPQ       SI, $0x08
+	JE         gemm3x2AVX2_resfull
+	VADDPS     (BX), Y0, Y0
+	VMASKMOVPS 32(BX), Y15, Y6
+	VADDPS     Y6, Y1, Y1
+	ADDQ       CX, BX
+	VADDPS     (BX), Y2, Y2
+	VMASKMOVPS 32(BX), Y15, Y6
+	VADDPS     Y6, Y3, Y3
+	ADDQ       CX, BX
+	VADDPS     (BX), Y4, Y4
+	VMASKMOVPS 32(BX), Y15, Y6
+	VADDPS     Y6, Y5, Y5
+	JMP        gemm3x2AVX2_nores
+
+gemm3x2AVX2_resfull:
+	VADDPS (BX), Y0, Y0
+	VADDPS 32(BX), Y1, Y1
+	ADDQ   CX, BX
+	VADDPS (BX), Y2, Y2
+	VADDPS 32(BX), Y3, Y3
+	ADDQ   CX, BX
+	VADDPS (BX), Y4, Y4
+	VADDPS 32(BX), Y5, Y5
+
+gemm3x2AVX2_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm3x2AVX2_store
 	VXORPS Y6, Y6, Y6
 	TESTQ  $0x00000008, DX
 	JNZ    gemm3x2AVX2_leaky
-	VMAXPS Y6, Y0, Y0
-	VMAXPS Y6, Y1, Y1
-	VMAXPS Y6, Y2, Y2
-	VMAXPS Y6, Y3, Y3
-	VMAXPS Y6, Y4, Y4
-	VMAXPS Y6, Y5, Y5
+	VMAXPS Y0, Y6, Y0
+	VMAXPS Y1, Y6, Y1
+	VMAXPS Y2, Y6, Y2
+	VMAXPS Y3, Y6, Y3
+	VMAXPS Y4, Y6, Y4
+	VMAXPS Y5, Y6, Y5
 	JMP    gemm3x2AVX2_store
 
 gemm3x2AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y7
-	VMINPS       Y6, Y0, Y8
-	VMAXPS       Y6, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y7
+	VMINPS       Y0, Y6, Y8
+	VMAXPS       Y0, Y6, Y0
 	VFMADD231PS  Y7, Y8, Y0
-	VMINPS       Y6, Y1, Y8
-	VMAXPS       Y6, Y1, Y1
+	VMINPS       Y1, Y6, Y8
+	VMAXPS       Y1, Y6, Y1
 	VFMADD231PS  Y7, Y8, Y1
-	VMINPS       Y6, Y2, Y8
-	VMAXPS       Y6, Y2, Y2
+	VMINPS       Y2, Y6, Y8
+	VMAXPS       Y2, Y6, Y2
 	VFMADD231PS  Y7, Y8, Y2
-	VMINPS       Y6, Y3, Y8
-	VMAXPS       Y6, Y3, Y3
+	VMINPS       Y3, Y6, Y8
+	VMAXPS       Y3, Y6, Y3
 	VFMADD231PS  Y7, Y8, Y3
-	VMINPS       Y6, Y4, Y8
-	VMAXPS       Y6, Y4, Y4
+	VMINPS       Y4, Y6, Y8
+	VMAXPS       Y4, Y6, Y4
 	VFMADD231PS  Y7, Y8, Y4
-	VMINPS       Y6, Y5, Y8
-	VMAXPS       Y6, Y5, Y5
+	VMINPS       Y5, Y6, Y8
+	VMAXPS       Y5, Y6, Y5
 	VFMADD231PS  Y7, Y8, Y5
 
 gemm3x2AVX2_store:
@@ -6951,9 +7851,9 @@ gemm3x2AVX2_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm4x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm4x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm4x1AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm4x1AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -7033,8 +7933,8 @@ gemm4x1AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), DX
-	MOVQ         last+72(FP), SI
+	MOVQ         flags+64(FP), DX
+	MOVQ         last+80(FP), SI
 	MOVQ         SI, BX
 	VMOVD        BX, X15
 	VPBROADCASTD X15, Y15
@@ -7081,30 +7981,58 @@ gemm4x1AVX2_noacc:
 	VADDPS       Y4, Y3, Y3
 
 gemm4x1AVX2_nobias:
+	TESTQ      $0x00000010, DX
+	JZ         gemm4x1AVX2_nores
+	MOVQ       res+56(FP), BX
+	CMPQ       SI, $0x08
+	JE         gemm4x1AVX2_resfull
+	VMASKMOVPS (BX), Y15, Y4
+	VADDPS     Y4, Y0, Y0
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y4
+	VADDPS     Y4, Y1, Y1
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y4
+	VADDPS     Y4, Y2, Y2
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y4
+	VADDPS     Y4, Y3, Y3
+	JMP        gemm4x1AVX2_nores
+
+gemm4x1AVX2_resfull:
+	VADDPS (BX), Y0, Y0
+	ADDQ   CX, BX
+	VADDPS (BX), Y1, Y1
+	ADDQ   CX, BX
+	VADDPS (BX), Y2, Y2
+	ADDQ   CX, BX
+	VADDPS (BX), Y3, Y3
+
+gemm4x1AVX2_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm4x1AVX2_store
 	VXORPS Y4, Y4, Y4
 	TESTQ  $0x00000008, DX
 	JNZ    gemm4x1AVX2_leaky
-	VMAXPS Y4, Y0, Y0
-	VMAXPS Y4, Y1, Y1
-	VMAXPS Y4, Y2, Y2
-	VMAXPS Y4, Y3, Y3
+	VMAXPS Y0, Y4, Y0
+	VMAXPS Y1, Y4, Y1
+	VMAXPS Y2, Y4, Y2
+	VMAXPS Y3, Y4, Y3
 	JMP    gemm4x1AVX2_store
 
 gemm4x1AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y5
-	VMINPS       Y4, Y0, Y6
-	VMAXPS       Y4, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y5
+	VMINPS       Y0, Y4, Y6
+	VMAXPS       Y0, Y4, Y0
 	VFMADD231PS  Y5, Y6, Y0
-	VMINPS       Y4, Y1, Y6
-	VMAXPS       Y4, Y1, Y1
+	VMINPS       Y1, Y4, Y6
+	VMAXPS       Y1, Y4, Y1
 	VFMADD231PS  Y5, Y6, Y1
-	VMINPS       Y4, Y2, Y6
-	VMAXPS       Y4, Y2, Y2
+	VMINPS       Y2, Y4, Y6
+	VMAXPS       Y2, Y4, Y2
 	VFMADD231PS  Y5, Y6, Y2
-	VMINPS       Y4, Y3, Y6
-	VMAXPS       Y4, Y3, Y3
+	VMINPS       Y3, Y4, Y6
+	VMAXPS       Y3, Y4, Y3
 	VFMADD231PS  Y5, Y6, Y3
 
 gemm4x1AVX2_store:
@@ -7133,9 +8061,9 @@ gemm4x1AVX2_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm4x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm4x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm4x2AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm4x2AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -7244,8 +8172,8 @@ gemm4x2AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), DX
-	MOVQ         last+72(FP), SI
+	MOVQ         flags+64(FP), DX
+	MOVQ         last+80(FP), SI
 	MOVQ         SI, BX
 	VMOVD        BX, X15
 	VPBROADCASTD X15, Y15
@@ -7304,46 +8232,82 @@ gemm4x2AVX2_noacc:
 	VADDPS       Y8, Y7, Y7
 
 gemm4x2AVX2_nobias:
+	TESTQ      $0x00000010, DX
+	JZ         gemm4x2AVX2_nores
+	MOVQ       res+56(FP), BX
+	CMPQ       SI, $0x08
+	JE         gemm4x2AVX2_resfull
+	VADDPS     (BX), Y0, Y0
+	VMASKMOVPS 32(BX), Y15, Y8
+	VADDPS     Y8, Y1, Y1
+	ADDQ       CX, BX
+	VADDPS     (BX), Y2, Y2
+	VMASKMOVPS 32(BX), Y15, Y8
+	VADDPS     Y8, Y3, Y3
+	ADDQ       CX, BX
+	VADDPS     (BX), Y4, Y4
+	VMASKMOVPS 32(BX), Y15, Y8
+	VADDPS     Y8, Y5, Y5
+	ADDQ       CX, BX
+	VADDPS     (BX), Y6, Y6
+	VMASKMOVPS 32(BX), Y15, Y8
+	VADDPS     Y8, Y7, Y7
+	JMP        gemm4x2AVX2_nores
+
+gemm4x2AVX2_resfull:
+	VADDPS (BX), Y0, Y0
+	VADDPS 32(BX), Y1, Y1
+	ADDQ   CX, BX
+	VADDPS (BX), Y2, Y2
+	VADDPS 32(BX), Y3, Y3
+	ADDQ   CX, BX
+	VADDPS (BX), Y4, Y4
+	VADDPS 32(BX), Y5, Y5
+	ADDQ   CX, BX
+	VADDPS (BX), Y6, Y6
+	VADDPS 32(BX), Y7, Y7
+
+gemm4x2AVX2_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm4x2AVX2_store
 	VXORPS Y8, Y8, Y8
 	TESTQ  $0x00000008, DX
 	JNZ    gemm4x2AVX2_leaky
-	VMAXPS Y8, Y0, Y0
-	VMAXPS Y8, Y1, Y1
-	VMAXPS Y8, Y2, Y2
-	VMAXPS Y8, Y3, Y3
-	VMAXPS Y8, Y4, Y4
-	VMAXPS Y8, Y5, Y5
-	VMAXPS Y8, Y6, Y6
-	VMAXPS Y8, Y7, Y7
+	VMAXPS Y0, Y8, Y0
+	VMAXPS Y1, Y8, Y1
+	VMAXPS Y2, Y8, Y2
+	VMAXPS Y3, Y8, Y3
+	VMAXPS Y4, Y8, Y4
+	VMAXPS Y5, Y8, Y5
+	VMAXPS Y6, Y8, Y6
+	VMAXPS Y7, Y8, Y7
 	JMP    gemm4x2AVX2_store
 
 gemm4x2AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y9
-	VMINPS       Y8, Y0, Y10
-	VMAXPS       Y8, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y9
+	VMINPS       Y0, Y8, Y10
+	VMAXPS       Y0, Y8, Y0
 	VFMADD231PS  Y9, Y10, Y0
-	VMINPS       Y8, Y1, Y10
-	VMAXPS       Y8, Y1, Y1
+	VMINPS       Y1, Y8, Y10
+	VMAXPS       Y1, Y8, Y1
 	VFMADD231PS  Y9, Y10, Y1
-	VMINPS       Y8, Y2, Y10
-	VMAXPS       Y8, Y2, Y2
+	VMINPS       Y2, Y8, Y10
+	VMAXPS       Y2, Y8, Y2
 	VFMADD231PS  Y9, Y10, Y2
-	VMINPS       Y8, Y3, Y10
-	VMAXPS       Y8, Y3, Y3
+	VMINPS       Y3, Y8, Y10
+	VMAXPS       Y3, Y8, Y3
 	VFMADD231PS  Y9, Y10, Y3
-	VMINPS       Y8, Y4, Y10
-	VMAXPS       Y8, Y4, Y4
+	VMINPS       Y4, Y8, Y10
+	VMAXPS       Y4, Y8, Y4
 	VFMADD231PS  Y9, Y10, Y4
-	VMINPS       Y8, Y5, Y10
-	VMAXPS       Y8, Y5, Y5
+	VMINPS       Y5, Y8, Y10
+	VMAXPS       Y5, Y8, Y5
 	VFMADD231PS  Y9, Y10, Y5
-	VMINPS       Y8, Y6, Y10
-	VMAXPS       Y8, Y6, Y6
+	VMINPS       Y6, Y8, Y10
+	VMAXPS       Y6, Y8, Y6
 	VFMADD231PS  Y9, Y10, Y6
-	VMINPS       Y8, Y7, Y10
-	VMAXPS       Y8, Y7, Y7
+	VMINPS       Y7, Y8, Y10
+	VMAXPS       Y7, Y8, Y7
 	VFMADD231PS  Y9, Y10, Y7
 
 gemm4x2AVX2_store:
@@ -7380,9 +8344,9 @@ gemm4x2AVX2_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm5x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm5x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm5x1AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm5x1AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -7473,8 +8437,8 @@ gemm5x1AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), DX
-	MOVQ         last+72(FP), SI
+	MOVQ         flags+64(FP), DX
+	MOVQ         last+80(FP), SI
 	MOVQ         SI, BX
 	VMOVD        BX, X15
 	VPBROADCASTD X15, Y15
@@ -7528,34 +8492,67 @@ gemm5x1AVX2_noacc:
 	VADDPS       Y5, Y4, Y4
 
 gemm5x1AVX2_nobias:
+	TESTQ      $0x00000010, DX
+	JZ         gemm5x1AVX2_nores
+	MOVQ       res+56(FP), BX
+	CMPQ       SI, $0x08
+	JE         gemm5x1AVX2_resfull
+	VMASKMOVPS (BX), Y15, Y5
+	VADDPS     Y5, Y0, Y0
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y5
+	VADDPS     Y5, Y1, Y1
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y5
+	VADDPS     Y5, Y2, Y2
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y5
+	VADDPS     Y5, Y3, Y3
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y5
+	VADDPS     Y5, Y4, Y4
+	JMP        gemm5x1AVX2_nores
+
+gemm5x1AVX2_resfull:
+	VADDPS (BX), Y0, Y0
+	ADDQ   CX, BX
+	VADDPS (BX), Y1, Y1
+	ADDQ   CX, BX
+	VADDPS (BX), Y2, Y2
+	ADDQ   CX, BX
+	VADDPS (BX), Y3, Y3
+	ADDQ   CX, BX
+	VADDPS (BX), Y4, Y4
+
+gemm5x1AVX2_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm5x1AVX2_store
 	VXORPS Y5, Y5, Y5
 	TESTQ  $0x00000008, DX
 	JNZ    gemm5x1AVX2_leaky
-	VMAXPS Y5, Y0, Y0
-	VMAXPS Y5, Y1, Y1
-	VMAXPS Y5, Y2, Y2
-	VMAXPS Y5, Y3, Y3
-	VMAXPS Y5, Y4, Y4
+	VMAXPS Y0, Y5, Y0
+	VMAXPS Y1, Y5, Y1
+	VMAXPS Y2, Y5, Y2
+	VMAXPS Y3, Y5, Y3
+	VMAXPS Y4, Y5, Y4
 	JMP    gemm5x1AVX2_store
 
 gemm5x1AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y6
-	VMINPS       Y5, Y0, Y7
-	VMAXPS       Y5, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y6
+	VMINPS       Y0, Y5, Y7
+	VMAXPS       Y0, Y5, Y0
 	VFMADD231PS  Y6, Y7, Y0
-	VMINPS       Y5, Y1, Y7
-	VMAXPS       Y5, Y1, Y1
+	VMINPS       Y1, Y5, Y7
+	VMAXPS       Y1, Y5, Y1
 	VFMADD231PS  Y6, Y7, Y1
-	VMINPS       Y5, Y2, Y7
-	VMAXPS       Y5, Y2, Y2
+	VMINPS       Y2, Y5, Y7
+	VMAXPS       Y2, Y5, Y2
 	VFMADD231PS  Y6, Y7, Y2
-	VMINPS       Y5, Y3, Y7
-	VMAXPS       Y5, Y3, Y3
+	VMINPS       Y3, Y5, Y7
+	VMAXPS       Y3, Y5, Y3
 	VFMADD231PS  Y6, Y7, Y3
-	VMINPS       Y5, Y4, Y7
-	VMAXPS       Y5, Y4, Y4
+	VMINPS       Y4, Y5, Y7
+	VMAXPS       Y4, Y5, Y4
 	VFMADD231PS  Y6, Y7, Y4
 
 gemm5x1AVX2_store:
@@ -7588,9 +8585,9 @@ gemm5x1AVX2_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm5x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm5x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm5x2AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm5x2AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -7716,8 +8713,8 @@ gemm5x2AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), DX
-	MOVQ         last+72(FP), SI
+	MOVQ         flags+64(FP), DX
+	MOVQ         last+80(FP), SI
 	MOVQ         SI, BX
 	VMOVD        BX, X15
 	VPBROADCASTD X15, Y15
@@ -7786,54 +8783,97 @@ gemm5x2AVX2_noacc:
 	VADDPS       Y10, Y9, Y9
 
 gemm5x2AVX2_nobias:
+	TESTQ      $0x00000010, DX
+	JZ         gemm5x2AVX2_nores
+	MOVQ       res+56(FP), BX
+	CMPQ       SI, $0x08
+	JE         gemm5x2AVX2_resfull
+	VADDPS     (BX), Y0, Y0
+	VMASKMOVPS 32(BX), Y15, Y10
+	VADDPS     Y10, Y1, Y1
+	ADDQ       CX, BX
+	VADDPS     (BX), Y2, Y2
+	VMASKMOVPS 32(BX), Y15, Y10
+	VADDPS     Y10, Y3, Y3
+	ADDQ       CX, BX
+	VADDPS     (BX), Y4, Y4
+	VMASKMOVPS 32(BX), Y15, Y10
+	VADDPS     Y10, Y5, Y5
+	ADDQ       CX, BX
+	VADDPS     (BX), Y6, Y6
+	VMASKMOVPS 32(BX), Y15, Y10
+	VADDPS     Y10, Y7, Y7
+	ADDQ       CX, BX
+	VADDPS     (BX), Y8, Y8
+	VMASKMOVPS 32(BX), Y15, Y10
+	VADDPS     Y10, Y9, Y9
+	JMP        gemm5x2AVX2_nores
+
+gemm5x2AVX2_resfull:
+	VADDPS (BX), Y0, Y0
+	VADDPS 32(BX), Y1, Y1
+	ADDQ   CX, BX
+	VADDPS (BX), Y2, Y2
+	VADDPS 32(BX), Y3, Y3
+	ADDQ   CX, BX
+	VADDPS (BX), Y4, Y4
+	VADDPS 32(BX), Y5, Y5
+	ADDQ   CX, BX
+	VADDPS (BX), Y6, Y6
+	VADDPS 32(BX), Y7, Y7
+	ADDQ   CX, BX
+	VADDPS (BX), Y8, Y8
+	VADDPS 32(BX), Y9, Y9
+
+gemm5x2AVX2_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm5x2AVX2_store
 	VXORPS Y10, Y10, Y10
 	TESTQ  $0x00000008, DX
 	JNZ    gemm5x2AVX2_leaky
-	VMAXPS Y10, Y0, Y0
-	VMAXPS Y10, Y1, Y1
-	VMAXPS Y10, Y2, Y2
-	VMAXPS Y10, Y3, Y3
-	VMAXPS Y10, Y4, Y4
-	VMAXPS Y10, Y5, Y5
-	VMAXPS Y10, Y6, Y6
-	VMAXPS Y10, Y7, Y7
-	VMAXPS Y10, Y8, Y8
-	VMAXPS Y10, Y9, Y9
+	VMAXPS Y0, Y10, Y0
+	VMAXPS Y1, Y10, Y1
+	VMAXPS Y2, Y10, Y2
+	VMAXPS Y3, Y10, Y3
+	VMAXPS Y4, Y10, Y4
+	VMAXPS Y5, Y10, Y5
+	VMAXPS Y6, Y10, Y6
+	VMAXPS Y7, Y10, Y7
+	VMAXPS Y8, Y10, Y8
+	VMAXPS Y9, Y10, Y9
 	JMP    gemm5x2AVX2_store
 
 gemm5x2AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y11
-	VMINPS       Y10, Y0, Y12
-	VMAXPS       Y10, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y11
+	VMINPS       Y0, Y10, Y12
+	VMAXPS       Y0, Y10, Y0
 	VFMADD231PS  Y11, Y12, Y0
-	VMINPS       Y10, Y1, Y12
-	VMAXPS       Y10, Y1, Y1
+	VMINPS       Y1, Y10, Y12
+	VMAXPS       Y1, Y10, Y1
 	VFMADD231PS  Y11, Y12, Y1
-	VMINPS       Y10, Y2, Y12
-	VMAXPS       Y10, Y2, Y2
+	VMINPS       Y2, Y10, Y12
+	VMAXPS       Y2, Y10, Y2
 	VFMADD231PS  Y11, Y12, Y2
-	VMINPS       Y10, Y3, Y12
-	VMAXPS       Y10, Y3, Y3
+	VMINPS       Y3, Y10, Y12
+	VMAXPS       Y3, Y10, Y3
 	VFMADD231PS  Y11, Y12, Y3
-	VMINPS       Y10, Y4, Y12
-	VMAXPS       Y10, Y4, Y4
+	VMINPS       Y4, Y10, Y12
+	VMAXPS       Y4, Y10, Y4
 	VFMADD231PS  Y11, Y12, Y4
-	VMINPS       Y10, Y5, Y12
-	VMAXPS       Y10, Y5, Y5
+	VMINPS       Y5, Y10, Y12
+	VMAXPS       Y5, Y10, Y5
 	VFMADD231PS  Y11, Y12, Y5
-	VMINPS       Y10, Y6, Y12
-	VMAXPS       Y10, Y6, Y6
+	VMINPS       Y6, Y10, Y12
+	VMAXPS       Y6, Y10, Y6
 	VFMADD231PS  Y11, Y12, Y6
-	VMINPS       Y10, Y7, Y12
-	VMAXPS       Y10, Y7, Y7
+	VMINPS       Y7, Y10, Y12
+	VMAXPS       Y7, Y10, Y7
 	VFMADD231PS  Y11, Y12, Y7
-	VMINPS       Y10, Y8, Y12
-	VMAXPS       Y10, Y8, Y8
+	VMINPS       Y8, Y10, Y12
+	VMAXPS       Y8, Y10, Y8
 	VFMADD231PS  Y11, Y12, Y8
-	VMINPS       Y10, Y9, Y12
-	VMAXPS       Y10, Y9, Y9
+	VMINPS       Y9, Y10, Y12
+	VMAXPS       Y9, Y10, Y9
 	VFMADD231PS  Y11, Y12, Y9
 
 gemm5x2AVX2_store:
@@ -7876,9 +8916,9 @@ gemm5x2AVX2_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm6x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm6x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm6x1AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm6x1AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -7980,8 +9020,8 @@ gemm6x1AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), DX
-	MOVQ         last+72(FP), SI
+	MOVQ         flags+64(FP), DX
+	MOVQ         last+80(FP), SI
 	MOVQ         SI, BX
 	VMOVD        BX, X15
 	VPBROADCASTD X15, Y15
@@ -8042,38 +9082,76 @@ gemm6x1AVX2_noacc:
 	VADDPS       Y6, Y5, Y5
 
 gemm6x1AVX2_nobias:
+	TESTQ      $0x00000010, DX
+	JZ         gemm6x1AVX2_nores
+	MOVQ       res+56(FP), BX
+	CMPQ       SI, $0x08
+	JE         gemm6x1AVX2_resfull
+	VMASKMOVPS (BX), Y15, Y6
+	VADDPS     Y6, Y0, Y0
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y6
+	VADDPS     Y6, Y1, Y1
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y6
+	VADDPS     Y6, Y2, Y2
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y6
+	VADDPS     Y6, Y3, Y3
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y6
+	VADDPS     Y6, Y4, Y4
+	ADDQ       CX, BX
+	VMASKMOVPS (BX), Y15, Y6
+	VADDPS     Y6, Y5, Y5
+	JMP        gemm6x1AVX2_nores
+
+gemm6x1AVX2_resfull:
+	VADDPS (BX), Y0, Y0
+	ADDQ   CX, BX
+	VADDPS (BX), Y1, Y1
+	ADDQ   CX, BX
+	VADDPS (BX), Y2, Y2
+	ADDQ   CX, BX
+	VADDPS (BX), Y3, Y3
+	ADDQ   CX, BX
+	VADDPS (BX), Y4, Y4
+	ADDQ   CX, BX
+	VADDPS (BX), Y5, Y5
+
+gemm6x1AVX2_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm6x1AVX2_store
 	VXORPS Y6, Y6, Y6
 	TESTQ  $0x00000008, DX
 	JNZ    gemm6x1AVX2_leaky
-	VMAXPS Y6, Y0, Y0
-	VMAXPS Y6, Y1, Y1
-	VMAXPS Y6, Y2, Y2
-	VMAXPS Y6, Y3, Y3
-	VMAXPS Y6, Y4, Y4
-	VMAXPS Y6, Y5, Y5
+	VMAXPS Y0, Y6, Y0
+	VMAXPS Y1, Y6, Y1
+	VMAXPS Y2, Y6, Y2
+	VMAXPS Y3, Y6, Y3
+	VMAXPS Y4, Y6, Y4
+	VMAXPS Y5, Y6, Y5
 	JMP    gemm6x1AVX2_store
 
 gemm6x1AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y7
-	VMINPS       Y6, Y0, Y8
-	VMAXPS       Y6, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y7
+	VMINPS       Y0, Y6, Y8
+	VMAXPS       Y0, Y6, Y0
 	VFMADD231PS  Y7, Y8, Y0
-	VMINPS       Y6, Y1, Y8
-	VMAXPS       Y6, Y1, Y1
+	VMINPS       Y1, Y6, Y8
+	VMAXPS       Y1, Y6, Y1
 	VFMADD231PS  Y7, Y8, Y1
-	VMINPS       Y6, Y2, Y8
-	VMAXPS       Y6, Y2, Y2
+	VMINPS       Y2, Y6, Y8
+	VMAXPS       Y2, Y6, Y2
 	VFMADD231PS  Y7, Y8, Y2
-	VMINPS       Y6, Y3, Y8
-	VMAXPS       Y6, Y3, Y3
+	VMINPS       Y3, Y6, Y8
+	VMAXPS       Y3, Y6, Y3
 	VFMADD231PS  Y7, Y8, Y3
-	VMINPS       Y6, Y4, Y8
-	VMAXPS       Y6, Y4, Y4
+	VMINPS       Y4, Y6, Y8
+	VMAXPS       Y4, Y6, Y4
 	VFMADD231PS  Y7, Y8, Y4
-	VMINPS       Y6, Y5, Y8
-	VMAXPS       Y6, Y5, Y5
+	VMINPS       Y5, Y6, Y8
+	VMAXPS       Y5, Y6, Y5
 	VFMADD231PS  Y7, Y8, Y5
 
 gemm6x1AVX2_store:
@@ -8110,9 +9188,9 @@ gemm6x1AVX2_storefull:
 	VZEROUPPER
 	RET
 
-// func gemm6x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+// func gemm6x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 // Requires: AVX, AVX2, FMA3
-TEXT ·gemm6x2AVX2(SB), NOSPLIT, $0-80
+TEXT ·gemm6x2AVX2(SB), NOSPLIT, $0-88
 	MOVQ   k+0(FP), AX
 	MOVQ   b+24(FP), CX
 	MOVQ   lda+16(FP), DX
@@ -8255,8 +9333,8 @@ gemm6x2AVX2_epilogue:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
-	MOVQ         flags+56(FP), DX
-	MOVQ         last+72(FP), SI
+	MOVQ         flags+64(FP), DX
+	MOVQ         last+80(FP), SI
 	MOVQ         SI, BX
 	VMOVD        BX, X15
 	VPBROADCASTD X15, Y15
@@ -8335,62 +9413,112 @@ gemm6x2AVX2_noacc:
 	VADDPS       Y12, Y11, Y11
 
 gemm6x2AVX2_nobias:
+	TESTQ      $0x00000010, DX
+	JZ         gemm6x2AVX2_nores
+	MOVQ       res+56(FP), BX
+	CMPQ       SI, $0x08
+	JE         gemm6x2AVX2_resfull
+	VADDPS     (BX), Y0, Y0
+	VMASKMOVPS 32(BX), Y15, Y12
+	VADDPS     Y12, Y1, Y1
+	ADDQ       CX, BX
+	VADDPS     (BX), Y2, Y2
+	VMASKMOVPS 32(BX), Y15, Y12
+	VADDPS     Y12, Y3, Y3
+	ADDQ       CX, BX
+	VADDPS     (BX), Y4, Y4
+	VMASKMOVPS 32(BX), Y15, Y12
+	VADDPS     Y12, Y5, Y5
+	ADDQ       CX, BX
+	VADDPS     (BX), Y6, Y6
+	VMASKMOVPS 32(BX), Y15, Y12
+	VADDPS     Y12, Y7, Y7
+	ADDQ       CX, BX
+	VADDPS     (BX), Y8, Y8
+	VMASKMOVPS 32(BX), Y15, Y12
+	VADDPS     Y12, Y9, Y9
+	ADDQ       CX, BX
+	VADDPS     (BX), Y10, Y10
+	VMASKMOVPS 32(BX), Y15, Y12
+	VADDPS     Y12, Y11, Y11
+	JMP        gemm6x2AVX2_nores
+
+gemm6x2AVX2_resfull:
+	VADDPS (BX), Y0, Y0
+	VADDPS 32(BX), Y1, Y1
+	ADDQ   CX, BX
+	VADDPS (BX), Y2, Y2
+	VADDPS 32(BX), Y3, Y3
+	ADDQ   CX, BX
+	VADDPS (BX), Y4, Y4
+	VADDPS 32(BX), Y5, Y5
+	ADDQ   CX, BX
+	VADDPS (BX), Y6, Y6
+	VADDPS 32(BX), Y7, Y7
+	ADDQ   CX, BX
+	VADDPS (BX), Y8, Y8
+	VADDPS 32(BX), Y9, Y9
+	ADDQ   CX, BX
+	VADDPS (BX), Y10, Y10
+	VADDPS 32(BX), Y11, Y11
+
+gemm6x2AVX2_nores:
 	TESTQ  $0x00000004, DX
 	JZ     gemm6x2AVX2_store
 	VXORPS Y12, Y12, Y12
 	TESTQ  $0x00000008, DX
 	JNZ    gemm6x2AVX2_leaky
-	VMAXPS Y12, Y0, Y0
-	VMAXPS Y12, Y1, Y1
-	VMAXPS Y12, Y2, Y2
-	VMAXPS Y12, Y3, Y3
-	VMAXPS Y12, Y4, Y4
-	VMAXPS Y12, Y5, Y5
-	VMAXPS Y12, Y6, Y6
-	VMAXPS Y12, Y7, Y7
-	VMAXPS Y12, Y8, Y8
-	VMAXPS Y12, Y9, Y9
-	VMAXPS Y12, Y10, Y10
-	VMAXPS Y12, Y11, Y11
+	VMAXPS Y0, Y12, Y0
+	VMAXPS Y1, Y12, Y1
+	VMAXPS Y2, Y12, Y2
+	VMAXPS Y3, Y12, Y3
+	VMAXPS Y4, Y12, Y4
+	VMAXPS Y5, Y12, Y5
+	VMAXPS Y6, Y12, Y6
+	VMAXPS Y7, Y12, Y7
+	VMAXPS Y8, Y12, Y8
+	VMAXPS Y9, Y12, Y9
+	VMAXPS Y10, Y12, Y10
+	VMAXPS Y11, Y12, Y11
 	JMP    gemm6x2AVX2_store
 
 gemm6x2AVX2_leaky:
-	VBROADCASTSS slope+64(FP), Y13
-	VMINPS       Y12, Y0, Y14
-	VMAXPS       Y12, Y0, Y0
+	VBROADCASTSS slope+72(FP), Y13
+	VMINPS       Y0, Y12, Y14
+	VMAXPS       Y0, Y12, Y0
 	VFMADD231PS  Y13, Y14, Y0
-	VMINPS       Y12, Y1, Y14
-	VMAXPS       Y12, Y1, Y1
+	VMINPS       Y1, Y12, Y14
+	VMAXPS       Y1, Y12, Y1
 	VFMADD231PS  Y13, Y14, Y1
-	VMINPS       Y12, Y2, Y14
-	VMAXPS       Y12, Y2, Y2
+	VMINPS       Y2, Y12, Y14
+	VMAXPS       Y2, Y12, Y2
 	VFMADD231PS  Y13, Y14, Y2
-	VMINPS       Y12, Y3, Y14
-	VMAXPS       Y12, Y3, Y3
+	VMINPS       Y3, Y12, Y14
+	VMAXPS       Y3, Y12, Y3
 	VFMADD231PS  Y13, Y14, Y3
-	VMINPS       Y12, Y4, Y14
-	VMAXPS       Y12, Y4, Y4
+	VMINPS       Y4, Y12, Y14
+	VMAXPS       Y4, Y12, Y4
 	VFMADD231PS  Y13, Y14, Y4
-	VMINPS       Y12, Y5, Y14
-	VMAXPS       Y12, Y5, Y5
+	VMINPS       Y5, Y12, Y14
+	VMAXPS       Y5, Y12, Y5
 	VFMADD231PS  Y13, Y14, Y5
-	VMINPS       Y12, Y6, Y14
-	VMAXPS       Y12, Y6, Y6
+	VMINPS       Y6, Y12, Y14
+	VMAXPS       Y6, Y12, Y6
 	VFMADD231PS  Y13, Y14, Y6
-	VMINPS       Y12, Y7, Y14
-	VMAXPS       Y12, Y7, Y7
+	VMINPS       Y7, Y12, Y14
+	VMAXPS       Y7, Y12, Y7
 	VFMADD231PS  Y13, Y14, Y7
-	VMINPS       Y12, Y8, Y14
-	VMAXPS       Y12, Y8, Y8
+	VMINPS       Y8, Y12, Y14
+	VMAXPS       Y8, Y12, Y8
 	VFMADD231PS  Y13, Y14, Y8
-	VMINPS       Y12, Y9, Y14
-	VMAXPS       Y12, Y9, Y9
+	VMINPS       Y9, Y12, Y14
+	VMAXPS       Y9, Y12, Y9
 	VFMADD231PS  Y13, Y14, Y9
-	VMINPS       Y12, Y10, Y14
-	VMAXPS       Y12, Y10, Y10
+	VMINPS       Y10, Y12, Y14
+	VMAXPS       Y10, Y12, Y10
 	VFMADD231PS  Y13, Y14, Y10
-	VMINPS       Y12, Y11, Y14
-	VMAXPS       Y12, Y11, Y11
+	VMINPS       Y11, Y12, Y14
+	VMAXPS       Y11, Y12, Y11
 	VFMADD231PS  Y13, Y14, Y11
 
 gemm6x2AVX2_store:
@@ -10009,7 +11137,7 @@ winoOutputF4AVX512_nobias:
 	VADDPS           Z29, Z16, Z16
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip0_0_store
-	VMAXPS           Z30, Z16, Z16
+	VMAXPS           Z16, Z30, Z16
 
 winoOutputF4AVX512_skip0_0_store:
 	IMUL3Q  $0x00, CX, R12
@@ -10027,7 +11155,7 @@ winoOutputF4AVX512_skip0_0:
 	VADDPS           Z29, Z17, Z17
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip0_1_store
-	VMAXPS           Z30, Z17, Z17
+	VMAXPS           Z17, Z30, Z17
 
 winoOutputF4AVX512_skip0_1_store:
 	IMUL3Q  $0x00, CX, R12
@@ -10045,7 +11173,7 @@ winoOutputF4AVX512_skip0_1:
 	VADDPS           Z29, Z18, Z18
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip0_2_store
-	VMAXPS           Z30, Z18, Z18
+	VMAXPS           Z18, Z30, Z18
 
 winoOutputF4AVX512_skip0_2_store:
 	IMUL3Q  $0x00, CX, R12
@@ -10064,7 +11192,7 @@ winoOutputF4AVX512_skip0_2:
 	VADDPS           Z29, Z19, Z19
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip0_3_store
-	VMAXPS           Z30, Z19, Z19
+	VMAXPS           Z19, Z30, Z19
 
 winoOutputF4AVX512_skip0_3_store:
 	IMUL3Q  $0x00, CX, R12
@@ -10089,7 +11217,7 @@ winoOutputF4AVX512_skip0_3:
 	VADDPS  Z29, Z16, Z16
 	TESTQ   $0x00000004, R8
 	JZ      winoOutputF4AVX512_skip1_0_store
-	VMAXPS  Z30, Z16, Z16
+	VMAXPS  Z16, Z30, Z16
 
 winoOutputF4AVX512_skip1_0_store:
 	IMUL3Q  $0x01, CX, R12
@@ -10107,7 +11235,7 @@ winoOutputF4AVX512_skip1_0:
 	VADDPS           Z29, Z17, Z17
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip1_1_store
-	VMAXPS           Z30, Z17, Z17
+	VMAXPS           Z17, Z30, Z17
 
 winoOutputF4AVX512_skip1_1_store:
 	IMUL3Q  $0x01, CX, R12
@@ -10125,7 +11253,7 @@ winoOutputF4AVX512_skip1_1:
 	VADDPS           Z29, Z18, Z18
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip1_2_store
-	VMAXPS           Z30, Z18, Z18
+	VMAXPS           Z18, Z30, Z18
 
 winoOutputF4AVX512_skip1_2_store:
 	IMUL3Q  $0x01, CX, R12
@@ -10144,7 +11272,7 @@ winoOutputF4AVX512_skip1_2:
 	VADDPS           Z29, Z19, Z19
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip1_3_store
-	VMAXPS           Z30, Z19, Z19
+	VMAXPS           Z19, Z30, Z19
 
 winoOutputF4AVX512_skip1_3_store:
 	IMUL3Q  $0x01, CX, R12
@@ -10169,7 +11297,7 @@ winoOutputF4AVX512_skip1_3:
 	VADDPS  Z29, Z16, Z16
 	TESTQ   $0x00000004, R8
 	JZ      winoOutputF4AVX512_skip2_0_store
-	VMAXPS  Z30, Z16, Z16
+	VMAXPS  Z16, Z30, Z16
 
 winoOutputF4AVX512_skip2_0_store:
 	IMUL3Q  $0x02, CX, R12
@@ -10187,7 +11315,7 @@ winoOutputF4AVX512_skip2_0:
 	VADDPS           Z29, Z17, Z17
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip2_1_store
-	VMAXPS           Z30, Z17, Z17
+	VMAXPS           Z17, Z30, Z17
 
 winoOutputF4AVX512_skip2_1_store:
 	IMUL3Q  $0x02, CX, R12
@@ -10205,7 +11333,7 @@ winoOutputF4AVX512_skip2_1:
 	VADDPS           Z29, Z18, Z18
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip2_2_store
-	VMAXPS           Z30, Z18, Z18
+	VMAXPS           Z18, Z30, Z18
 
 winoOutputF4AVX512_skip2_2_store:
 	IMUL3Q  $0x02, CX, R12
@@ -10224,7 +11352,7 @@ winoOutputF4AVX512_skip2_2:
 	VADDPS           Z29, Z19, Z19
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip2_3_store
-	VMAXPS           Z30, Z19, Z19
+	VMAXPS           Z19, Z30, Z19
 
 winoOutputF4AVX512_skip2_3_store:
 	IMUL3Q  $0x02, CX, R12
@@ -10249,7 +11377,7 @@ winoOutputF4AVX512_skip2_3:
 	VADDPS  Z29, Z16, Z16
 	TESTQ   $0x00000004, R8
 	JZ      winoOutputF4AVX512_skip3_0_store
-	VMAXPS  Z30, Z16, Z16
+	VMAXPS  Z16, Z30, Z16
 
 winoOutputF4AVX512_skip3_0_store:
 	IMUL3Q  $0x03, CX, R12
@@ -10267,7 +11395,7 @@ winoOutputF4AVX512_skip3_0:
 	VADDPS           Z29, Z17, Z17
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip3_1_store
-	VMAXPS           Z30, Z17, Z17
+	VMAXPS           Z17, Z30, Z17
 
 winoOutputF4AVX512_skip3_1_store:
 	IMUL3Q  $0x03, CX, R12
@@ -10285,7 +11413,7 @@ winoOutputF4AVX512_skip3_1:
 	VADDPS           Z29, Z18, Z18
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip3_2_store
-	VMAXPS           Z30, Z18, Z18
+	VMAXPS           Z18, Z30, Z18
 
 winoOutputF4AVX512_skip3_2_store:
 	IMUL3Q  $0x03, CX, R12
@@ -10304,7 +11432,7 @@ winoOutputF4AVX512_skip3_2:
 	VADDPS           Z29, Z19, Z19
 	TESTQ            $0x00000004, R8
 	JZ               winoOutputF4AVX512_skip3_3_store
-	VMAXPS           Z30, Z19, Z19
+	VMAXPS           Z19, Z30, Z19
 
 winoOutputF4AVX512_skip3_3_store:
 	IMUL3Q  $0x03, CX, R12
@@ -10765,7 +11893,7 @@ winoOutputF2AVX512_nobias:
 	VADDPS  Z29, Z16, Z16
 	TESTQ   $0x00000004, R8
 	JZ      winoOutputF2AVX512_skip0_0_store
-	VMAXPS  Z30, Z16, Z16
+	VMAXPS  Z16, Z30, Z16
 
 winoOutputF2AVX512_skip0_0_store:
 	IMUL3Q  $0x00, CX, R12
@@ -10782,7 +11910,7 @@ winoOutputF2AVX512_skip0_0:
 	VADDPS  Z29, Z17, Z17
 	TESTQ   $0x00000004, R8
 	JZ      winoOutputF2AVX512_skip0_1_store
-	VMAXPS  Z30, Z17, Z17
+	VMAXPS  Z17, Z30, Z17
 
 winoOutputF2AVX512_skip0_1_store:
 	IMUL3Q  $0x00, CX, R12
@@ -10803,7 +11931,7 @@ winoOutputF2AVX512_skip0_1:
 	VADDPS  Z29, Z16, Z16
 	TESTQ   $0x00000004, R8
 	JZ      winoOutputF2AVX512_skip1_0_store
-	VMAXPS  Z30, Z16, Z16
+	VMAXPS  Z16, Z30, Z16
 
 winoOutputF2AVX512_skip1_0_store:
 	IMUL3Q  $0x01, CX, R12
@@ -10820,7 +11948,7 @@ winoOutputF2AVX512_skip1_0:
 	VADDPS  Z29, Z17, Z17
 	TESTQ   $0x00000004, R8
 	JZ      winoOutputF2AVX512_skip1_1_store
-	VMAXPS  Z30, Z17, Z17
+	VMAXPS  Z17, Z30, Z17
 
 winoOutputF2AVX512_skip1_1_store:
 	IMUL3Q  $0x01, CX, R12

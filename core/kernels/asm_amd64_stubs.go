@@ -13,182 +13,182 @@ func fmaPeakAVX2(n int)
 // gemm1x1AVX512 computes a 1 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm1x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm1x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm1x2AVX512 computes a 1 x 32 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm1x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm1x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm1x3AVX512 computes a 1 x 48 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm1x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm1x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm1x4AVX512 computes a 1 x 64 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm1x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm1x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm2x1AVX512 computes a 2 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm2x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm2x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm2x2AVX512 computes a 2 x 32 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm2x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm2x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm2x3AVX512 computes a 2 x 48 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm2x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm2x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm2x4AVX512 computes a 2 x 64 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm2x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm2x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm3x1AVX512 computes a 3 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm3x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm3x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm3x2AVX512 computes a 3 x 32 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm3x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm3x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm3x3AVX512 computes a 3 x 48 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm3x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm3x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm3x4AVX512 computes a 3 x 64 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm3x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm3x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm4x1AVX512 computes a 4 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm4x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm4x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm4x2AVX512 computes a 4 x 32 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm4x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm4x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm4x3AVX512 computes a 4 x 48 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm4x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm4x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm4x4AVX512 computes a 4 x 64 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm4x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm4x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm5x1AVX512 computes a 5 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm5x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm5x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm5x2AVX512 computes a 5 x 32 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm5x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm5x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm5x3AVX512 computes a 5 x 48 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm5x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm5x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm5x4AVX512 computes a 5 x 64 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm5x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm5x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm6x1AVX512 computes a 6 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm6x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm6x1AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm6x2AVX512 computes a 6 x 32 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm6x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm6x2AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm6x3AVX512 computes a 6 x 48 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm6x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm6x3AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm6x4AVX512 computes a 6 x 64 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm6x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm6x4AVX512(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm1x1AVX2 computes a 1 x 8 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm1x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm1x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm1x2AVX2 computes a 1 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm1x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm1x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm2x1AVX2 computes a 2 x 8 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm2x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm2x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm2x2AVX2 computes a 2 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm2x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm2x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm3x1AVX2 computes a 3 x 8 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm3x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm3x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm3x2AVX2 computes a 3 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm3x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm3x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm4x1AVX2 computes a 4 x 8 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm4x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm4x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm4x2AVX2 computes a 4 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm4x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm4x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm5x1AVX2 computes a 5 x 8 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm5x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm5x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm5x2AVX2 computes a 5 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm5x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm5x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm6x1AVX2 computes a 6 x 8 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm6x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm6x1AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // gemm6x2AVX2 computes a 6 x 16 tile of C = A*B (see gemmKernel in the generator).
 //
 //go:noescape
-func gemm6x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+func gemm6x2AVX2(k int, a *float32, lda int, b *float32, c *float32, ldc int, bias *float32, res *float32, flags int, slope float32, last int)
 
 // packSliverAVX512 packs one sliver of B from segments of src (see packSliver in the generator).
 //

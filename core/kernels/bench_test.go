@@ -286,3 +286,37 @@ func BenchmarkResNet50Layers(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConv2DAdd compares ResNet-50's shortcut additions (branch2c,
+// the 1x1 convolution before each block's sum) fused into the convolution
+// with the two steps, Conv2D then Eltwise, one goroutine.
+func BenchmarkConv2DAdd(b *testing.B) {
+	for _, l := range []struct {
+		name string
+		p    ConvParams
+	}{
+		{"res2_branch2c", conv(64, 56, 56, 256, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+		{"res3_branch2c", conv(128, 28, 28, 512, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+		{"res4_branch2c", conv(256, 14, 14, 1024, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+		{"res5_branch2c", conv(512, 7, 7, 2048, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+	} {
+		p := l.p
+		rng := rand.New(rand.NewPCG(1, 2))
+		n := p.OutC * p.OutH * p.OutW
+		in, w, bias := randSlice(rng, p.InC*p.InH*p.InW), randSlice(rng, p.OutC*p.InC), randSlice(rng, p.OutC)
+		res, out := randSlice(rng, n), make([]float32, n)
+		scratch := make([]float32, ConvScratchSize(p))
+		flops := 2 * float64(n*p.InC)
+		b.Run(l.name+"/"+Impl()+"/fused", func(b *testing.B) {
+			b.ReportAllocs()
+			timed(b, flops, "GFLOP/s", true, func() { Conv2DAdd(nil, p, in, w, bias, res, out, scratch, Act{ReLU: true}) })
+		})
+		b.Run(l.name+"/"+Impl()+"/two-steps", func(b *testing.B) {
+			b.ReportAllocs()
+			timed(b, flops, "GFLOP/s", true, func() {
+				Conv2D(nil, p, in, w, bias, out, scratch, Act{})
+				Eltwise(EltSum, nil, [][]float32{out, res}, out, Act{ReLU: true})
+			})
+		})
+	}
+}

@@ -113,7 +113,7 @@ func Conv2D(r *Runner, p ConvParams, in, w, bias, out, scratch []float32, act Ac
 	if len(scratch) < ConvScratchSize(p) {
 		panic(fmt.Sprintf("kernels: Conv2D: len(scratch) = %d < ConvScratchSize = %d", len(scratch), ConvScratchSize(p)))
 	}
-	conv2D(r, p, in, w, nil, bias, out, scratch, act)
+	conv2D(r, p, in, w, nil, bias, nil, out, scratch, act)
 }
 
 // Conv2DF16 is Conv2D with float16 filters (IEEE binary16 bits, as stored
@@ -131,11 +131,52 @@ func Conv2DF16(r *Runner, p ConvParams, in []float32, w []uint16, bias, out, scr
 	if len(scratch) < ConvScratchSizeF16(p) {
 		panic(fmt.Sprintf("kernels: Conv2DF16: len(scratch) = %d < ConvScratchSizeF16 = %d", len(scratch), ConvScratchSizeF16(p)))
 	}
-	conv2D(r, p, in, nil, w, bias, out, scratch, act)
+	conv2D(r, p, in, nil, w, bias, nil, out, scratch, act)
 }
 
-// conv2D runs Conv2D (w32) or Conv2DF16 (w16) on checked parameters.
-func conv2D(r *Runner, p ConvParams, in, w32 []float32, w16 []uint16, bias, out, scratch []float32, act Act) {
+// Conv2DAdd computes out = act(conv(in, w) + bias + res): Conv2D with a
+// residual (ResNet's shortcut) added before the activation, the result bit
+// for bit that of Conv2D without activation followed by Eltwise(EltSum,
+// nil, [out, res], out, act) (the sign of a zero aside: Eltwise's own vector
+// and scalar paths differ there). The assembly GEMM adds res in its epilogue,
+// while the tile is in registers (no pass over out); other paths
+// (Winograd, GEMV, the portable builds) run those two steps. res is
+// OutC x OutH x OutW and must not overlap out; scratch as for Conv2D.
+func Conv2DAdd(r *Runner, p ConvParams, in, w, bias, res, out, scratch []float32, act Act) {
+	p = p.normalized()
+	p.check()
+	if k := p.InC / p.Group * p.KH * p.KW; len(w) < p.OutC*k {
+		panic(fmt.Sprintf("kernels: Conv2DAdd: len(w) = %d < %d", len(w), p.OutC*k))
+	}
+	if len(scratch) < ConvScratchSize(p) {
+		panic(fmt.Sprintf("kernels: Conv2DAdd: len(scratch) = %d < ConvScratchSize = %d", len(scratch), ConvScratchSize(p)))
+	}
+	if n := p.OutC * p.OutH * p.OutW; len(res) < n {
+		panic(fmt.Sprintf("kernels: Conv2DAdd: len(res) = %d < %d", len(res), n))
+	}
+	conv2D(r, p, in, w, nil, bias, res, out, scratch, act)
+}
+
+// Conv2DAddF16 is Conv2DAdd with float16 filters (see Conv2DF16);
+// len(scratch) >= ConvScratchSizeF16(p).
+func Conv2DAddF16(r *Runner, p ConvParams, in []float32, w []uint16, bias, res, out, scratch []float32, act Act) {
+	p = p.normalized()
+	p.check()
+	if k := p.InC / p.Group * p.KH * p.KW; len(w) < p.OutC*k {
+		panic(fmt.Sprintf("kernels: Conv2DAddF16: len(w) = %d < %d", len(w), p.OutC*k))
+	}
+	if len(scratch) < ConvScratchSizeF16(p) {
+		panic(fmt.Sprintf("kernels: Conv2DAddF16: len(scratch) = %d < ConvScratchSizeF16 = %d", len(scratch), ConvScratchSizeF16(p)))
+	}
+	if n := p.OutC * p.OutH * p.OutW; len(res) < n {
+		panic(fmt.Sprintf("kernels: Conv2DAddF16: len(res) = %d < %d", len(res), n))
+	}
+	conv2D(r, p, in, nil, w, bias, res, out, scratch, act)
+}
+
+// conv2D runs Conv2D (w32) or Conv2DF16 (w16), plus a residual res when
+// not nil, on checked parameters.
+func conv2D(r *Runner, p ConvParams, in, w32 []float32, w16 []uint16, bias, res, out, scratch []float32, act Act) {
 	g := p.Group
 	icg, ocg := p.InC/g, p.OutC/g
 	k := icg * p.KH * p.KW
@@ -152,9 +193,24 @@ func conv2D(r *Runner, p ConvParams, in, w32 []float32, w16 []uint16, bias, out,
 	}
 	r.lock()
 	defer r.unlock()
-	if m := winoPlan(&p, act); m > 0 {
-		s := winoShapeFor(&p, m)
-		r.winograd(winoTask{s: s, p: p, in: in, w: w32, w16: w16, bias: bias, out: out, scratch: scratch[:s.size], act: act})
+	// The residual goes into the assembly GEMM's epilogue (not Winograd's,
+	// nor the GEMV's, which a pointwise convolution with one output pixel
+	// takes); anywhere else it is added after the convolution, as Eltwise
+	// would.
+	convAct := act
+	if res != nil {
+		convAct = Act{}
+	}
+	wm := winoPlan(&p, convAct)
+	fused := res != nil && wm == 0 && usesImageB() && !(n == 1 && p.pointwise())
+	if fused {
+		convAct = act
+	} else if res != nil {
+		defer addAct(out[:p.OutC*n], res[:p.OutC*n], out[:p.OutC*n], act)
+	}
+	if wm > 0 {
+		s := winoShapeFor(&p, wm)
+		r.winograd(winoTask{s: s, p: p, in: in, w: w32, w16: w16, bias: bias, out: out, scratch: scratch[:s.size], act: convAct})
 		return
 	}
 	ws := newWorkspace(scratch[:wsSize])
@@ -168,7 +224,10 @@ func conv2D(r *Runner, p ConvParams, in, w32 []float32, w16 []uint16, bias, out,
 			m: ocg, n: n, k: k, lda: k,
 			b: src, ldb: n,
 			c: out[gi*ocg*n : (gi+1)*ocg*n], ldc: n,
-			bias: biasFrom(bias, gi*ocg), act: act,
+			bias: biasFrom(bias, gi*ocg), act: convAct,
+		}
+		if fused {
+			ga.res = res[gi*ocg*n : (gi+1)*ocg*n]
 		}
 		if w16 != nil {
 			ga.a16 = w16[gi*ocg*k : (gi+1)*ocg*k]

@@ -174,6 +174,16 @@
 // pollers take the time slices the other worker needs). Not measurable
 // unloaded here.
 //
+// Conv2DAdd (and Conv2DAddF16) add a residual in the assembly GEMM's
+// epilogue, after the bias and before the activation, which is where the
+// executor's fused residual (a block's shortcut) belongs: the same roundings
+// as Conv2D then Eltwise's sum, without the pass over the output. ResNet's
+// branch2c convolutions, CPU time, same runs (fused vs two steps): res2
+// 129 vs 105-111 GFLOP/s, res3 151 vs 142, res4 150 vs 147, res5 130-135 vs
+// 133; more where the output is not in cache. Winograd and the GEMV take
+// the two steps. The assembly's ReLU takes max(0, x) with x as the second
+// operand, so NaN passes through as in actScalar.
+//
 // WidenF16 with VCVTPH2PS: 9.4 GB/s of float16 per CPU-second vs 4.6 (simd,
 // two passes). ResNet-50's convolutions with float16 filters: Conv2DF16 129
 // GFLOP/s, Conv2D on filters widened first (what an executor does without

@@ -16,6 +16,11 @@ type gemmArgs struct {
 	bias    []float32
 	act     Act
 
+	// res, when not nil, is added after the bias and before the activation
+	// (m x n, row stride ldc, like c; the assembly GEMM only, see
+	// takesResidual).
+	res []float32
+
 	// fromImage makes B the im2col matrix of the convolution conv (one
 	// group's input channels in b; see im2colRange): column j of B is
 	// output pixel col0+j, ldb is unused. Only the simd build's GEMM
@@ -83,6 +88,9 @@ func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
 			sub.b = g.b[lo:]
 		}
 		sub.c = g.c[lo:]
+		if g.res != nil {
+			sub.res = g.res[lo:]
+		}
 	} else {
 		units := (g.m + mr - 1) / mr
 		lo, hi := share(units, w, nw)
@@ -97,6 +105,9 @@ func runGemm(g *gemmArgs, w, nw int, ws *workspace) {
 			sub.a = g.a[lo*g.lda:]
 		}
 		sub.c = g.c[lo*g.ldc:]
+		if g.res != nil {
+			sub.res = g.res[lo*g.ldc:]
+		}
 		sub.bias = biasFrom(g.bias, lo)
 	}
 	gemm(ws, &sub)

@@ -16,7 +16,7 @@ import "simd/archsimd"
 // (vectors*lanes) tile of C from rows of A read in place (lda apart) and a
 // packed sliver of B, the last vector's columns masked to last (see
 // gemmKernel in _asm/gemm.go).
-type asmKernel func(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+type asmKernel func(k int, a *float32, lda int, b, c *float32, ldc int, bias, res *float32, flags int, slope float32, last int)
 
 // Epilogue flags of the micro-kernels (_asm/gemm.go has the same values).
 const (
@@ -24,6 +24,7 @@ const (
 	flagBias       = 2 // C = product + bias[row] (the first K slice, with a bias)
 	flagReLU       = 4 // then max(x, 0) (the last K slice)
 	flagLeaky      = 8 // with flagReLU: x > 0 ? x : x*slope
+	flagResidual   = 16 // then + res (the last K slice), before the activation
 )
 
 // asmMR is the number of rows of C of every assembly micro-kernel: 6 rows
@@ -248,6 +249,9 @@ func asmBlock(v *variant, ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc
 			flags |= flagLeaky
 		}
 	}
+	if last && g.res != nil {
+		flags |= flagResidual
+	}
 	// Row r of the block's A is a[(a0+r)*lda+k0:], for kc values.
 	a, lda, a0, k0 := g.a, g.lda, ic, pc
 	if g.a16 != nil {
@@ -271,11 +275,14 @@ func asmBlock(v *variant, ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc
 			ar := a[(a0+i)*lda+k0 : (a0+i+rows-1)*lda+k0+kc]
 			cr := ic + i
 			c := g.c[cr*g.ldc+jc+jr : (cr+rows-1)*g.ldc+jc+jr+cols]
-			var bias *float32
+			var bias, res *float32
 			if flags&flagBias != 0 {
 				bias = &g.bias[cr : cr+rows][0]
 			}
-			kerns[rows-1][width/L-1](kc, &ar[0], lda, &bp[0], &c[0], g.ldc, bias, flags, g.act.Slope, lastLanes)
+			if flags&flagResidual != 0 {
+				res = &g.res[cr*g.ldc+jc+jr : (cr+rows-1)*g.ldc+jc+jr+cols][0]
+			}
+			kerns[rows-1][width/L-1](kc, &ar[0], lda, &bp[0], &c[0], g.ldc, bias, res, flags, g.act.Slope, lastLanes)
 		}
 	}
 }

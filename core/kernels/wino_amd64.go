@@ -125,7 +125,7 @@ func winoPhase(t *winoTask, w, nw int, ws *workspace) {
 			for r0 := 0; r0 < s.t; r0 += asmMR {
 				rows := min(asmMR, s.t-r0)
 				cr := c[r0*p.OutC+oc0 : (r0+rows-1)*p.OutC+oc0+ldu]
-				variantAVX512.kernels[rows-1][cw-1](p.InC, &v[r0*p.InC], p.InC, &b[0], &cr[0], p.OutC, nil, 0, 0, 16)
+				variantAVX512.kernels[rows-1][cw-1](p.InC, &v[r0*p.InC], p.InC, &b[0], &cr[0], p.OutC, nil, nil, 0, 0, 16)
 			}
 		}
 		yb := sc[s.yOff+g0*plane*16 : s.yOff+(g0+cw)*plane*16]

@@ -28,6 +28,7 @@ const (
 	flagBias       = 2 // C = product + bias[r] (first K slice with a bias)
 	flagReLU       = 4 // then max(x, 0)
 	flagLeaky      = 8 // with flagReLU: x > 0 ? x : x*slope
+	flagResidual   = 16 // before the activation: + res[r][j] (the last K slice)
 )
 
 // gemmMR is the number of rows of A (output channels) of every micro-kernel.
@@ -57,13 +58,15 @@ func gemmKernels() {
 
 // gemmKernel emits a micro-kernel computing an mr x nrv-vector tile of C:
 //
-//	func gemm<mr>x<nrv><ISA>(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32, last int)
+//	func gemm<mr>x<nrv><ISA>(k int, a *float32, lda int, b, c *float32, ldc int, bias, res *float32, flags int, slope float32, last int)
 //
 // Row r of the tile's A is the k values at a + r*lda (read in place: each
 // is a contiguous run of weights); b is a packed sliver of B, k steps of
 // nrv*lanes values; the tile's rows are ldc floats apart in c, and only
 // the first last (1..lanes) columns of its last vector are C's (the
-// others are neither read nor written: masked). The accumulators stay in
+// others are neither read nor written: masked); res, when flags say so, is
+// a residual laid out like c, added after the bias and C's earlier sum,
+// before the activation. The accumulators stay in
 // registers across the k rank-1 updates (each a broadcast of one value of A
 // times the sliver's vectors); the epilogue (flags) runs on them before the
 // single store.
@@ -74,7 +77,7 @@ func gemmKernel(s isa, mr, nrv int) {
 	if nbc < 1 || nrv > 4 {
 		panic(name + ": too many registers")
 	}
-	TEXT(name, NOSPLIT, "func(k int, a *float32, lda int, b, c *float32, ldc int, bias *float32, flags int, slope float32, last int)")
+	TEXT(name, NOSPLIT, "func(k int, a *float32, lda int, b, c *float32, ldc int, bias, res *float32, flags int, slope float32, last int)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s computes a %d x %d tile of C = A*B (see gemmKernel in the generator).", name, mr, nrv*s.lanes))
 	acc := func(r, v int) VecPhysical { return s.reg(r*nrv + v) }
@@ -215,6 +218,35 @@ func gemmKernel(s isa, mr, nrv int) {
 		}
 	}
 	Label(name + "_nobias")
+	// + res (the residual), the last vector masked unless full.
+	TESTQ(U32(flagResidual), flags)
+	JZ(LabelRef(name + "_nores"))
+	pres := Load(Param("res"), GP64())
+	addRows := func(masked bool) {
+		for r := 0; r < mr; r++ {
+			for v := 0; v < nrv; v++ {
+				m := Mem{Base: pres, Disp: v * vbytes}
+				switch {
+				case !masked || v < nrv-1:
+					VADDPS(m, acc(r, v), acc(r, v))
+				case s.lanes == 16:
+					VADDPS(m, acc(r, v), lastMask.k, acc(r, v))
+				default:
+					VMASKMOVPS(m, lastMask.v, free(0))
+					VADDPS(free(0), acc(r, v), acc(r, v))
+				}
+			}
+			if r < mr-1 {
+				ADDQ(ldc, pres)
+			}
+		}
+	}
+	full(name + "_resfull")
+	addRows(true)
+	JMP(LabelRef(name + "_nores"))
+	Label(name + "_resfull")
+	addRows(false)
+	Label(name + "_nores")
 	// ReLU, plain or leaky.
 	TESTQ(U32(flagReLU), flags)
 	JZ(LabelRef(name + "_store"))
@@ -222,9 +254,12 @@ func gemmKernel(s isa, mr, nrv int) {
 	VXORPS(zero, zero, zero)
 	TESTQ(U32(flagLeaky), flags)
 	JNZ(LabelRef(name + "_leaky"))
+	// max(0, x) with x as the second source: VMAXPS returns it when the
+	// two compare equal or unordered, so -0 and NaN pass unchanged, as in
+	// actScalar (x > 0 ? x : x*slope).
 	for r := 0; r < mr; r++ {
 		for v := 0; v < nrv; v++ {
-			VMAXPS(zero, acc(r, v), acc(r, v))
+			VMAXPS(acc(r, v), zero, acc(r, v))
 		}
 	}
 	JMP(LabelRef(name + "_store"))
@@ -233,8 +268,8 @@ func gemmKernel(s isa, mr, nrv int) {
 	VBROADCASTSS(paramAddr("slope"), slope)
 	for r := 0; r < mr; r++ {
 		for v := 0; v < nrv; v++ {
-			VMINPS(zero, acc(r, v), neg)
-			VMAXPS(zero, acc(r, v), acc(r, v))
+			VMINPS(acc(r, v), zero, neg)
+			VMAXPS(acc(r, v), zero, acc(r, v))
 			VFMADD231PS(slope, neg, acc(r, v))
 		}
 	}

@@ -329,7 +329,7 @@ func (wg winograd) output() {
 			VADDPS(bv, r, r)
 			TESTQ(U32(4), flags)
 			JZ(LabelRef(skip + "_store"))
-			VMAXPS(zero, r, r)
+			VMAXPS(r, zero, r) // -0 and NaN pass unchanged (see gemmKernel)
 			Label(skip + "_store")
 			IMUL3Q(U8(i), owb, p)
 			VMOVUPS(r, Mem{Base: out, Index: p, Scale: 1, Disp: 64 * j})

@@ -20,10 +20,10 @@ type asmKernel func(k int, a *float32, lda int, b, c *float32, ldc int, bias, re
 
 // Epilogue flags of the micro-kernels (_asm/gemm.go has the same values).
 const (
-	flagAccumulate = 1 // C += product (K slices after the first)
-	flagBias       = 2 // C = product + bias[row] (the first K slice, with a bias)
-	flagReLU       = 4 // then max(x, 0) (the last K slice)
-	flagLeaky      = 8 // with flagReLU: x > 0 ? x : x*slope
+	flagAccumulate = 1  // C += product (K slices after the first)
+	flagBias       = 2  // C = product + bias[row] (the first K slice, with a bias)
+	flagReLU       = 4  // then max(x, 0) (the last K slice)
+	flagLeaky      = 8  // with flagReLU: x > 0 ? x : x*slope
 	flagResidual   = 16 // then + res (the last K slice), before the activation
 )
 

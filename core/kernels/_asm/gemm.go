@@ -24,10 +24,10 @@ var (
 
 // Epilogue flags of the micro-kernels (gemm_amd64.go keeps the same values).
 const (
-	flagAccumulate = 1 // C += product (later K slices)
-	flagBias       = 2 // C = product + bias[r] (first K slice with a bias)
-	flagReLU       = 4 // then max(x, 0)
-	flagLeaky      = 8 // with flagReLU: x > 0 ? x : x*slope
+	flagAccumulate = 1  // C += product (later K slices)
+	flagBias       = 2  // C = product + bias[r] (first K slice with a bias)
+	flagReLU       = 4  // then max(x, 0)
+	flagLeaky      = 8  // with flagReLU: x > 0 ? x : x*slope
 	flagResidual   = 16 // before the activation: + res[r][j] (the last K slice)
 )
 

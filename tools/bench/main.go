@@ -258,19 +258,36 @@ func missing(t *Table, name string, err error) string {
 // peakRows measures each assembly variant's FMA peak (the GEMM and
 // Classify rows give their figures as fractions of it).
 func peakRows(c *config, t *Table) {
-	t.Add("FMA peak: register-only vector FMA loop, one core (core/kernels BenchmarkFMAPeak; by thread CPU time where measured)")
+	t.Add("FMA peak: register-only vector FMA loop, one core (core/kernels BenchmarkFMAPeak, best of 3; by thread CPU time where measured)")
 	c.peaks = map[string]float64{}
-	rs, _, err := goTest(c, nativeSIMD, "./core/kernels", "^BenchmarkFMAPeak$", c.gemmTime)
-	rs = byTop(rs, "FMAPeak")
-	if len(rs) == 0 {
+	// The best of three runs: a shared machine's other work lowers the
+	// clock of the core's vector units now and then, and a fraction of a
+	// low peak would flatter every row.
+	best := map[string]Result{}
+	var order []string
+	var err error
+	for range 3 {
+		var rs []Result
+		rs, _, err = goTest(c, nativeSIMD, "./core/kernels", "^BenchmarkFMAPeak$", c.gemmTime)
+		for _, r := range byTop(rs, "FMAPeak") {
+			if _, ok := best[r.Sub()]; !ok {
+				order = append(order, r.Sub())
+			}
+			if b, ok := best[r.Sub()]; !ok || bestRate(r, "GFLOP/s") > bestRate(b, "GFLOP/s") {
+				best[r.Sub()] = r
+			}
+		}
+	}
+	if len(order) == 0 {
 		t.Add("FMAPeak", nativeSIMD.name, missing(t, "FMAPeak", err))
 		return
 	}
-	for _, r := range rs {
+	for _, name := range order {
+		r := best[name]
 		v := bestRate(r, "GFLOP/s")
-		c.peaks[r.Sub()] = v
+		c.peaks[name] = v
 		c.bestPeak = max(c.bestPeak, v)
-		t.Add("FMA peak "+r.Sub(), nativeSIMD.name, fmt.Sprintf("%.1f GFLOP/s", v), "", extraMetrics(r))
+		t.Add("FMA peak "+name, nativeSIMD.name, fmt.Sprintf("%.1f GFLOP/s", v), "", "best of 3; "+extraMetrics(r))
 	}
 }
 

@@ -4,8 +4,6 @@ package kernels
 
 import "simd/archsimd"
 
-//go:generate go run -C _asm . -out ../asm_amd64.s -stubs ../asm_amd64_stubs.go -pkg kernels
-
 // The amd64 build: GEMM micro-kernels in assembly (asm_amd64.s, generated
 // by _asm with avo), AVX-512 or AVX2+FMA chosen at run time by CPU
 // feature, under the same blocked driver scheme as the simd build. The simd

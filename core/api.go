@@ -88,7 +88,9 @@ func Open(fsys fs.FS, opts Options) (_ *Model, err error) {
 	}
 	model.spec = specOf(w)
 
-	var co CompileOptions
+	// Residual sums fused into the convolutions: one pass over memory less
+	// per block on every backend (the CPU adds them in the GEMM epilogue).
+	co := CompileOptions{FuseResidual: true}
 	if src, ok := findCAM(m); ok && opts.CAM {
 		model.cam = src
 		co.Taps = []string{src.feature}

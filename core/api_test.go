@@ -73,7 +73,7 @@ func TestInfo(t *testing.T) {
 		if info.WeightMode != wantMode || info.WeightBytes != wantBytes || info.ActivationBytes <= 0 {
 			t.Errorf("f32=%v: mode %q, %d weight bytes (want %q, %d), %d activation bytes", f32, info.WeightMode, info.WeightBytes, wantMode, wantBytes, info.ActivationBytes)
 		}
-		if info.Kernels != "simd" && info.Kernels != "scalar" {
+		if k := info.Kernels; k != "simd" && k != "scalar" && k != "asm-avx512" && k != "asm-avx2" {
 			t.Errorf("Kernels = %q", info.Kernels)
 		}
 	}

@@ -154,6 +154,7 @@ func NewCPU(p *Program, w *weights.Weights, o CPUOptions) (*CPU, error) {
 		return f, nil
 	}
 
+	f16 := f16Sizes(p.Manifest)
 	convScratch, wideSize := 0, 0
 	c.steps = make([]step, len(p.Steps))
 	for i := range p.Steps {
@@ -168,10 +169,9 @@ func NewCPU(p *Program, w *weights.Weights, o CPUOptions) (*CPU, error) {
 		s.channels, s.hw = in[0], in[1]*in[2]
 		s.w, s.w16 = tensor32(ps.Weight)
 		s.b, s.b16 = tensor32(ps.Bias)
-		wideSize = max(wideSize, len(s.w16)+len(s.b16))
+		cs, ws := stepScratch(ps, f16, o)
+		convScratch, wideSize = max(convScratch, cs), max(wideSize, ws)
 		switch ps.Kind {
-		case weights.OpConv:
-			convScratch = max(convScratch, kernels.ConvScratchSize(ps.Conv))
 		case weights.OpConcat:
 			for _, v := range ps.In {
 				s.copyWidth = append(s.copyWidth, p.Values[v].Size)
@@ -214,23 +214,46 @@ type CPUMemory struct {
 // tensors' bytes plus the float32 tensors' (float32 mode). A batch of n
 // adds n x (OutputSize + the taps' sizes) floats of results.
 func EstimateCPU(p *Program, o CPUOptions) CPUMemory {
+	f16 := f16Sizes(p.Manifest)
+	convScratch, wide := 0, 0
+	for i := range p.Steps {
+		cs, ws := stepScratch(&p.Steps[i], f16, o)
+		convScratch, wide = max(convScratch, cs), max(wide, ws)
+	}
+	return CPUMemory{ActivationBytes: int64(p.ActivationFloats()) * 4, ScratchBytes: int64(convScratch+wide) * 4}
+}
+
+// f16Sizes maps the name of every float16 tensor to its number of values.
+func f16Sizes(m *weights.Manifest) map[string]int {
 	f16 := map[string]int{}
-	for i := range p.Manifest.Tensors {
-		if t := &p.Manifest.Tensors[i]; t.DType == weights.DTypeF16 {
+	for i := range m.Tensors {
+		if t := &m.Tensors[i]; t.DType == weights.DTypeF16 {
 			f16[t.Name] = int(t.Elements())
 		}
 	}
-	convScratch, wide := 0, 0
-	for i := range p.Steps {
-		s := &p.Steps[i]
+	return f16
+}
+
+// stepScratch is the scratch step s takes on the CPU (NewCPU allocates the
+// largest of each kind once): the convolution kernel's scratch, and the
+// float16 values widened into the shared buffer before it runs. In float16
+// mode a convolution's float16 filters go to the kernel as they are
+// (Conv2DF16 widens them while staging them), so only its bias is widened;
+// other ops widen their weights and bias.
+func stepScratch(s *Step, f16 map[string]int, o CPUOptions) (conv, wide int) {
+	if o.Float32Weights {
 		if s.Kind == weights.OpConv {
-			convScratch = max(convScratch, kernels.ConvScratchSize(s.Conv))
+			conv = kernels.ConvScratchSize(s.Conv)
 		}
-		if !o.Float32Weights {
-			wide = max(wide, f16[s.Weight]+f16[s.Bias])
-		}
+		return conv, 0
 	}
-	return CPUMemory{ActivationBytes: int64(p.ActivationFloats()) * 4, ScratchBytes: int64(convScratch+wide) * 4}
+	if s.Kind == weights.OpConv {
+		if f16[s.Weight] > 0 {
+			return kernels.ConvScratchSizeF16(s.Conv), f16[s.Bias]
+		}
+		return kernels.ConvScratchSize(s.Conv), f16[s.Bias]
+	}
+	return 0, f16[s.Weight] + f16[s.Bias]
 }
 
 // Describe implements Backend.
@@ -288,27 +311,33 @@ func (c *CPU) Grow(n int) {
 
 func (c *CPU) exec(s *step) {
 	w, b := s.w, s.b
-	if s.w16 != nil || s.b16 != nil {
-		// f16 mode: widen this op's weights into the shared scratch.
-		if s.w16 != nil {
-			w = c.wide[:len(s.w16)]
-			kernels.WidenF16(w, s.w16)
-		}
-		if s.b16 != nil {
-			b = c.wide[len(s.w16) : len(s.w16)+len(s.b16)]
-			kernels.WidenF16(b, s.b16)
-		}
+	// f16 mode: widen this op's bias, and the weights of any op but a
+	// convolution (whose kernel widens float16 filters as it stages them),
+	// into the shared scratch.
+	wide := c.wide
+	if s.w16 != nil && s.Kind != weights.OpConv {
+		w, wide = wide[:len(s.w16)], wide[len(s.w16):]
+		kernels.WidenF16(w, s.w16)
+	}
+	if s.b16 != nil {
+		b = wide[:len(s.b16)]
+		kernels.WidenF16(b, s.b16)
 	}
 	switch s.Kind {
 	case weights.OpConv:
-		if s.Residual {
-			// A fused residual: conv, then out = act(out + residual), which
-			// is bit for bit the unfused eltwise sum (addition commutes).
-			kernels.Conv2D(c.runner, s.Conv, s.ins[0], w, b, s.out, s.scratch, kernels.Act{})
-			kernels.Eltwise(kernels.EltSum, nil, [][]float32{s.out, s.ins[1]}, s.out, s.Act)
-			return
+		// A fused residual (Step.Residual) is added in the GEMM's epilogue:
+		// bit for bit the unfused conv then eltwise sum (addition commutes),
+		// the sign of a zero aside.
+		switch {
+		case s.Residual && s.w16 != nil:
+			kernels.Conv2DAddF16(c.runner, s.Conv, s.ins[0], s.w16, b, s.ins[1], s.out, s.scratch, s.Act)
+		case s.Residual:
+			kernels.Conv2DAdd(c.runner, s.Conv, s.ins[0], w, b, s.ins[1], s.out, s.scratch, s.Act)
+		case s.w16 != nil:
+			kernels.Conv2DF16(c.runner, s.Conv, s.ins[0], s.w16, b, s.out, s.scratch, s.Act)
+		default:
+			kernels.Conv2D(c.runner, s.Conv, s.ins[0], w, b, s.out, s.scratch, s.Act)
 		}
-		kernels.Conv2D(c.runner, s.Conv, s.ins[0], w, b, s.out, s.scratch, s.Act)
 	case weights.OpPool:
 		kernels.Pool2D(c.runner, s.Pool, s.ins[0], s.out)
 	case weights.OpEltwise:

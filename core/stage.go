@@ -136,20 +136,12 @@ func OpenStage(fsys fs.FS, o StageOptions) (_ *Stage, err error) {
 	}
 	s.info = StageInfo{Model: m.Model, Synthetic: m.Synthetic, Classes: m.Classes(),
 		First: o.First, End: o.End, Ops: len(m.Ops), Front: o.First == 0, Last: o.End == len(m.Ops)}
-	co := CompileOptions{First: o.First, End: o.End}
 	s.cam, s.info.ModelCAM = findCAM(m)
-	if o.CAM && s.info.Last && s.info.ModelCAM {
-		if o.First > s.cam.pool {
-			return nil, fmt.Errorf("core: OpenStage: a last stage starting at op %d (%s) cannot return class activation maps: their features are read by op %d (%s); start it there or before",
-				o.First, m.Ops[o.First].Name, s.cam.pool, m.Ops[s.cam.pool].Name)
-		}
-		co.Taps = []string{s.cam.feature}
-		s.info.CAM = true
-	}
-	s.prog, err = Compile(m, co)
+	s.prog, err = CompileStage(m, o)
 	if err != nil {
 		return nil, err
 	}
+	s.info.CAM = len(s.prog.Taps) > 0
 	var names []string
 	for _, t := range s.prog.Tensors() {
 		names = append(names, t.Name)
@@ -189,6 +181,27 @@ func OpenStage(fsys fs.FS, o StageOptions) (_ *Stage, err error) {
 	s.info.ActivationBytes, s.info.ScratchBytes = bi.ActivationBytes, bi.ScratchBytes
 	s.info.Kernels = bi.Name
 	return s, nil
+}
+
+// CompileStage compiles ops [o.First, o.End) of m as OpenStage does (End 0:
+// to the last op): with the residual sums fused into the convolutions, as
+// Open compiles a whole model, and, for a last stage asked for class
+// activation maps (o.CAM) of a model that has them, with their features as
+// a tap. A memory-limited caller estimates a stage from this program
+// (EstimateCPU) before opening it.
+func CompileStage(m *weights.Manifest, o StageOptions) (*Program, error) {
+	if o.End == 0 {
+		o.End = len(m.Ops)
+	}
+	co := CompileOptions{First: o.First, End: o.End, FuseResidual: true}
+	if src, ok := findCAM(m); ok && o.CAM && o.End == len(m.Ops) {
+		if o.First > src.pool {
+			return nil, fmt.Errorf("core: OpenStage: a last stage starting at op %d (%s) cannot return class activation maps: their features are read by op %d (%s); start it there or before",
+				o.First, m.Ops[o.First].Name, src.pool, m.Ops[src.pool].Name)
+		}
+		co.Taps = []string{src.feature}
+	}
+	return Compile(m, co)
 }
 
 // Info describes the stage.

@@ -46,5 +46,8 @@ const (
 	EltMax
 )
 
-// Impl names the kernel implementation compiled in: "simd" (GOEXPERIMENT=simd) or "scalar".
-func Impl() string { return impl }
+// Impl names the kernel implementation in use: "asm-avx512" or "asm-avx2"
+// (amd64 assembly, chosen at run time by CPU feature, GOEXPERIMENT=simd
+// builds without the noasm tag), "simd" (the portable simd package) or
+// "scalar" (GOEXPERIMENT=nosimd).
+func Impl() string { return implName() }

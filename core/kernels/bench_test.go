@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/x448/float16"
 )
 
 // ResNet-50's main GEMM shapes, m x k x n (out channels x in*kh*kw x spatial).
@@ -52,13 +54,17 @@ func timed(b *testing.B, workPerOp float64, unit string, cpu bool, f func()) {
 	}
 }
 
-// BenchmarkGemm pairs the build's GEMM with the portable scalar one on one goroutine.
+// BenchmarkGemm runs each of the build's GEMMs (every assembly variant the
+// CPU runs and simd, or scalar) beside the portable scalar one on one
+// goroutine.
 func BenchmarkGemm(b *testing.B) {
 	ws := newTestWorkspace()
 	for _, c := range benchGemmShapes {
 		name := fmt.Sprintf("%dx%dx%d", c.m, c.k, c.n)
-		b.Run(name+"/"+Impl(), func(b *testing.B) {
-			benchGemm(b, c, func(g *gemmArgs) { runGemm(g, 0, 1, &ws) })
+		eachVariant(b, func(impl string) {
+			b.Run(name+"/"+impl, func(b *testing.B) {
+				benchGemm(b, c, func(g *gemmArgs) { runGemm(g, 0, 1, &ws) })
+			})
 		})
 		b.Run(name+"/generic", func(b *testing.B) {
 			benchGemm(b, c, func(g *gemmArgs) {
@@ -161,7 +167,13 @@ func resnet50Convs() []ConvParams {
 
 // BenchmarkResNet50Convs runs every convolution of ResNet-50 and its
 // inner product once per op (about 98% of the network's 7.7 GFLOP; pooling,
-// eltwise and softmax are left out): the kernels' share of one image's latency.
+// eltwise and softmax are left out): the kernels' share of one image's
+// latency. Each op has its own filters, as in the network (102 MB of
+// float32, 51 MB of float16: they stream from memory once per image).
+// Weight modes: f32 (Conv2D), f16 (Conv2DF16, widening as the kernels
+// stage the filters) and f16-widen (WidenF16 of each op's filters into a
+// buffer, then Conv2D: what an executor does without Conv2DF16); the
+// kernel variants after the first (see eachVariant) run f32 only.
 func BenchmarkResNet50Convs(b *testing.B) {
 	convs := resnet50Convs()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -171,27 +183,140 @@ func BenchmarkResNet50Convs(b *testing.B) {
 		flops += 2 * float64(p.OutC*p.OutH*p.OutW*p.InC*p.KH*p.KW)
 		maxAct = max(maxAct, p.InC*p.InH*p.InW, p.OutC*p.OutH*p.OutW)
 		maxW = max(maxW, p.OutC*p.InC*p.KH*p.KW)
-		maxScratch = max(maxScratch, ConvScratchSize(p))
+		maxScratch = max(maxScratch, ConvScratchSizeF16(p))
 	}
 	flops += 2 * 1000 * 2048
 	in, out := randSlice(rng, maxAct), make([]float32, maxAct)
-	w, bias := randSlice(rng, max(maxW, 1000*2048)), randSlice(rng, 2048)
+	bias := randSlice(rng, 2048)
+	ws, ws16 := make([][]float32, len(convs)+1), make([][]uint16, len(convs)+1)
+	for i := range ws {
+		n := 1000 * 2048 // the inner product's
+		if i < len(convs) {
+			p := convs[i]
+			n = p.OutC * p.InC * p.KH * p.KW
+		}
+		ws[i] = randSlice(rng, n)
+		ws16[i] = make([]uint16, n)
+		for j, v := range ws[i] {
+			ws16[i][j] = float16.Fromfloat32(v).Bits()
+		}
+	}
+	fc := ws[len(convs)]
+	wide := make([]float32, maxW)
 	scratch := make([]float32, maxScratch)
-	for _, threads := range []int{1, 2} {
-		b.Run(fmt.Sprintf("%s/threads=%d", Impl(), threads), func(b *testing.B) {
-			var r *Runner
-			if threads > 1 {
-				r = NewRunner(threads)
-				defer r.Close()
+	first := true
+	eachVariant(b, func(impl string) {
+		modes := []string{"f32", "f16", "f16-widen"}
+		if !first {
+			modes = modes[:1] // the other variants with float32 filters only
+		}
+		first = false
+		for _, mode := range modes {
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%s/threads=%d", impl, mode, threads), func(b *testing.B) {
+					var r *Runner
+					if threads > 1 {
+						r = NewRunner(threads)
+						defer r.Close()
+					}
+					b.ReportAllocs()
+					timed(b, flops, "GFLOP/s", threads == 1, func() {
+						for i, p := range convs {
+							switch mode {
+							case "f32":
+								Conv2D(r, p, in, ws[i], bias[:p.OutC], out, scratch, Act{ReLU: true})
+							case "f16":
+								Conv2DF16(r, p, in, ws16[i], bias[:p.OutC], out, scratch, Act{ReLU: true})
+							default:
+								WidenF16(wide[:len(ws16[i])], ws16[i])
+								Conv2D(r, p, in, wide, bias[:p.OutC], out, scratch, Act{ReLU: true})
+							}
+						}
+						InnerProduct(r, in[:2048], fc, bias[:1000], out[:1000], Act{})
+					})
+					b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/image")
+				})
 			}
-			b.ReportAllocs()
-			timed(b, flops, "GFLOP/s", threads == 1, func() {
-				for _, p := range convs {
-					Conv2D(r, p, in, w, bias[:p.OutC], out, scratch, Act{ReLU: true})
+		}
+	})
+}
+
+// BenchmarkResNet50Layers runs each distinct convolution of ResNet-50 (and
+// its inner product) alone with 1 and 2 threads: the per-layer speed and
+// thread scaling behind BenchmarkResNet50Convs. Names give the layer's
+// shape and, after x, how many times ResNet-50 runs it.
+func BenchmarkResNet50Layers(b *testing.B) {
+	type layer struct {
+		p ConvParams
+		n int
+	}
+	var layers []layer
+	for _, p := range resnet50Convs() {
+		found := false
+		for i := range layers {
+			if layers[i].p == p {
+				layers[i].n++
+				found = true
+			}
+		}
+		if !found {
+			layers = append(layers, layer{p, 1})
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, l := range layers {
+		p := l.p
+		in := randSlice(rng, p.InC*p.InH*p.InW)
+		w := randSlice(rng, p.OutC*p.InC*p.KH*p.KW)
+		bias := randSlice(rng, p.OutC)
+		out := make([]float32, p.OutC*p.OutH*p.OutW)
+		scratch := make([]float32, ConvScratchSize(p))
+		flops := 2 * float64(p.OutC*p.OutH*p.OutW*p.InC*p.KH*p.KW)
+		name := fmt.Sprintf("%dx%dx%d-%dk%ds%dx%d", p.InC, p.InH, p.InW, p.OutC, p.KH, p.SH, l.n)
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", name, threads), func(b *testing.B) {
+				var r *Runner
+				if threads > 1 {
+					r = NewRunner(threads)
+					defer r.Close()
 				}
-				InnerProduct(r, in[:2048], w[:1000*2048], bias[:1000], out[:1000], Act{})
+				b.ReportAllocs()
+				timed(b, flops, "GFLOP/s", threads == 1, func() { Conv2D(r, p, in, w, bias, out, scratch, Act{ReLU: true}) })
 			})
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/image")
+		}
+	}
+}
+
+// BenchmarkConv2DAdd compares ResNet-50's shortcut additions (branch2c,
+// the 1x1 convolution before each block's sum) fused into the convolution
+// with the two steps, Conv2D then Eltwise, one goroutine.
+func BenchmarkConv2DAdd(b *testing.B) {
+	for _, l := range []struct {
+		name string
+		p    ConvParams
+	}{
+		{"res2_branch2c", conv(64, 56, 56, 256, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+		{"res3_branch2c", conv(128, 28, 28, 512, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+		{"res4_branch2c", conv(256, 14, 14, 1024, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+		{"res5_branch2c", conv(512, 7, 7, 2048, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+	} {
+		p := l.p
+		rng := rand.New(rand.NewPCG(1, 2))
+		n := p.OutC * p.OutH * p.OutW
+		in, w, bias := randSlice(rng, p.InC*p.InH*p.InW), randSlice(rng, p.OutC*p.InC), randSlice(rng, p.OutC)
+		res, out := randSlice(rng, n), make([]float32, n)
+		scratch := make([]float32, ConvScratchSize(p))
+		flops := 2 * float64(n*p.InC)
+		b.Run(l.name+"/"+Impl()+"/fused", func(b *testing.B) {
+			b.ReportAllocs()
+			timed(b, flops, "GFLOP/s", true, func() { Conv2DAdd(nil, p, in, w, bias, res, out, scratch, Act{ReLU: true}) })
+		})
+		b.Run(l.name+"/"+Impl()+"/two-steps", func(b *testing.B) {
+			b.ReportAllocs()
+			timed(b, flops, "GFLOP/s", true, func() {
+				Conv2D(nil, p, in, w, bias, out, scratch, Act{})
+				Eltwise(EltSum, nil, [][]float32{out, res}, out, Act{ReLU: true})
+			})
 		})
 	}
 }

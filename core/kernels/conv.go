@@ -62,10 +62,37 @@ func (p ConvParams) check() {
 
 // ConvScratchSize is the number of float32s Conv2D needs as scratch for p:
 // the calling goroutine's GEMM buffers plus, in the scalar build, one
-// group's im2col matrix (none for 1x1 stride-1 unpadded convolutions).
+// group's im2col matrix (none for 1x1 stride-1 unpadded convolutions), or
+// with the assembly GEMM, one group's padded copy of the input (see imageB)
+// or what a Winograd convolution takes (see winoShape), whichever is more.
 func ConvScratchSize(p ConvParams) int {
 	p = p.normalized()
-	return workspaceSize() + p.colSize()
+	return max(workspaceSize()+p.colSize()+p.imageSize(), winoScratch(&p))
+}
+
+// ConvScratchSizeF16 is the scratch Conv2DF16 needs for p: ConvScratchSize
+// plus room to widen up to f16Chunk filter values at once where the
+// assembly GEMM does not widen them itself.
+func ConvScratchSizeF16(p ConvParams) int {
+	p = p.normalized()
+	return ConvScratchSize(p) + p.f16Chunk()
+}
+
+// f16Chunk is the most float16 filter values Conv2DF16 widens at once when
+// the GEMM cannot take them as they are: whole output channels, at most
+// 1 MiB of float32 (or one channel's filters).
+func (p ConvParams) f16Chunk() int {
+	k := p.InC / p.Group * p.KH * p.KW
+	return k * min(p.OutC/p.Group, max(1, (1<<18)/k))
+}
+
+// imageSize is the scratch for the assembly GEMM's copy of one group's input.
+func (p ConvParams) imageSize() int {
+	if !hasAsm || p.pointwise() {
+		return 0
+	}
+	_, n := imageFor(&p)
+	return n
 }
 
 // Conv2D computes out = act(conv(in, w) + bias). w is OutC x InC/Group x KH x KW;
@@ -76,11 +103,83 @@ func ConvScratchSize(p ConvParams) int {
 // (OutC/G x K) * col_g (K x OH*OW) with K = InC/G*KH*KW, where col_g is the
 // im2col matrix of the group's input channels, or the input itself for a
 // pointwise convolution. The simd GEMM builds col_g itself, one cache-sized
-// panel at a time; the scalar build materializes it in scratch. The bias
-// and the activation are applied in the GEMM's epilogue.
+// panel at a time; the scalar build materializes it in scratch; the
+// assembly GEMM packs it from the input or a padded copy (imageB), and
+// runs 3x3 stride-1 convolutions with Winograd's algorithm (wino.go). The
+// bias and the activation are applied in the GEMM's epilogue.
 func Conv2D(r *Runner, p ConvParams, in, w, bias, out, scratch []float32, act Act) {
 	p = p.normalized()
 	p.check()
+	if k := p.InC / p.Group * p.KH * p.KW; len(w) < p.OutC*k {
+		panic(fmt.Sprintf("kernels: Conv2D: len(w) = %d < %d", len(w), p.OutC*k))
+	}
+	if len(scratch) < ConvScratchSize(p) {
+		panic(fmt.Sprintf("kernels: Conv2D: len(scratch) = %d < ConvScratchSize = %d", len(scratch), ConvScratchSize(p)))
+	}
+	conv2D(r, p, in, w, nil, bias, nil, out, scratch, act)
+}
+
+// Conv2DF16 is Conv2D with float16 filters (IEEE binary16 bits, as stored
+// in the weight shards): the assembly GEMM widens each block of filters as
+// it stages it for the micro-kernel (VCVTPH2PS), so the filters are never
+// widened all at once; other builds widen up to f16Chunk values at a time
+// into scratch. len(scratch) >= ConvScratchSizeF16(p). The result is the
+// same as Conv2D's with the widened filters.
+func Conv2DF16(r *Runner, p ConvParams, in []float32, w []uint16, bias, out, scratch []float32, act Act) {
+	p = p.normalized()
+	p.check()
+	if k := p.InC / p.Group * p.KH * p.KW; len(w) < p.OutC*k {
+		panic(fmt.Sprintf("kernels: Conv2DF16: len(w) = %d < %d", len(w), p.OutC*k))
+	}
+	if len(scratch) < ConvScratchSizeF16(p) {
+		panic(fmt.Sprintf("kernels: Conv2DF16: len(scratch) = %d < ConvScratchSizeF16 = %d", len(scratch), ConvScratchSizeF16(p)))
+	}
+	conv2D(r, p, in, nil, w, bias, nil, out, scratch, act)
+}
+
+// Conv2DAdd computes out = act(conv(in, w) + bias + res): Conv2D with a
+// residual (ResNet's shortcut) added before the activation, the result bit
+// for bit that of Conv2D without activation followed by Eltwise(EltSum,
+// nil, [out, res], out, act) (the sign of a zero aside: Eltwise's own vector
+// and scalar paths differ there). The assembly GEMM adds res in its epilogue,
+// while the tile is in registers (no pass over out); other paths
+// (Winograd, GEMV, the portable builds) run those two steps. res is
+// OutC x OutH x OutW and must not overlap out; scratch as for Conv2D.
+func Conv2DAdd(r *Runner, p ConvParams, in, w, bias, res, out, scratch []float32, act Act) {
+	p = p.normalized()
+	p.check()
+	if k := p.InC / p.Group * p.KH * p.KW; len(w) < p.OutC*k {
+		panic(fmt.Sprintf("kernels: Conv2DAdd: len(w) = %d < %d", len(w), p.OutC*k))
+	}
+	if len(scratch) < ConvScratchSize(p) {
+		panic(fmt.Sprintf("kernels: Conv2DAdd: len(scratch) = %d < ConvScratchSize = %d", len(scratch), ConvScratchSize(p)))
+	}
+	if n := p.OutC * p.OutH * p.OutW; len(res) < n {
+		panic(fmt.Sprintf("kernels: Conv2DAdd: len(res) = %d < %d", len(res), n))
+	}
+	conv2D(r, p, in, w, nil, bias, res, out, scratch, act)
+}
+
+// Conv2DAddF16 is Conv2DAdd with float16 filters (see Conv2DF16);
+// len(scratch) >= ConvScratchSizeF16(p).
+func Conv2DAddF16(r *Runner, p ConvParams, in []float32, w []uint16, bias, res, out, scratch []float32, act Act) {
+	p = p.normalized()
+	p.check()
+	if k := p.InC / p.Group * p.KH * p.KW; len(w) < p.OutC*k {
+		panic(fmt.Sprintf("kernels: Conv2DAddF16: len(w) = %d < %d", len(w), p.OutC*k))
+	}
+	if len(scratch) < ConvScratchSizeF16(p) {
+		panic(fmt.Sprintf("kernels: Conv2DAddF16: len(scratch) = %d < ConvScratchSizeF16 = %d", len(scratch), ConvScratchSizeF16(p)))
+	}
+	if n := p.OutC * p.OutH * p.OutW; len(res) < n {
+		panic(fmt.Sprintf("kernels: Conv2DAddF16: len(res) = %d < %d", len(res), n))
+	}
+	conv2D(r, p, in, nil, w, bias, res, out, scratch, act)
+}
+
+// conv2D runs Conv2D (w32) or Conv2DF16 (w16), plus a residual res when
+// not nil, on checked parameters.
+func conv2D(r *Runner, p ConvParams, in, w32 []float32, w16 []uint16, bias, res, out, scratch []float32, act Act) {
 	g := p.Group
 	icg, ocg := p.InC/g, p.OutC/g
 	k := icg * p.KH * p.KW
@@ -90,37 +189,86 @@ func Conv2D(r *Runner, p ConvParams, in, w, bias, out, scratch []float32, act Ac
 	switch {
 	case len(in) < p.InC*plane:
 		panic(fmt.Sprintf("kernels: Conv2D: len(in) = %d < %d", len(in), p.InC*plane))
-	case len(w) < p.OutC*k:
-		panic(fmt.Sprintf("kernels: Conv2D: len(w) = %d < %d", len(w), p.OutC*k))
 	case bias != nil && len(bias) < p.OutC:
 		panic(fmt.Sprintf("kernels: Conv2D: len(bias) = %d < %d", len(bias), p.OutC))
 	case len(out) < p.OutC*n:
 		panic(fmt.Sprintf("kernels: Conv2D: len(out) = %d < %d", len(out), p.OutC*n))
-	case len(scratch) < wsSize+p.colSize():
-		panic(fmt.Sprintf("kernels: Conv2D: len(scratch) = %d < ConvScratchSize = %d", len(scratch), wsSize+p.colSize()))
 	}
 	r.lock()
 	defer r.unlock()
+	// The residual goes into the assembly GEMM's epilogue (not Winograd's,
+	// nor the GEMV's, which a pointwise convolution with one output pixel
+	// takes); anywhere else it is added after the convolution, as Eltwise
+	// would.
+	convAct := act
+	if res != nil {
+		convAct = Act{}
+	}
+	wm := winoPlan(&p, convAct)
+	fused := res != nil && wm == 0 && usesImageB() && !(n == 1 && p.pointwise())
+	if fused {
+		convAct = act
+	} else if res != nil {
+		defer addAct(out[:p.OutC*n], res[:p.OutC*n], out[:p.OutC*n], act)
+	}
+	if wm > 0 {
+		s := winoShapeFor(&p, wm)
+		r.winograd(winoTask{s: s, p: p, in: in, w: w32, w16: w16, bias: bias, out: out, scratch: scratch[:s.size], act: convAct})
+		return
+	}
 	ws := newWorkspace(scratch[:wsSize])
 	col := scratch[wsSize : wsSize+p.colSize()]
+	rest := scratch[wsSize+p.colSize():]
+	imgBuf := rest[:p.imageSize()]
+	wide := rest[p.imageSize():]
 	for gi := 0; gi < g; gi++ {
 		src := in[gi*icg*plane : (gi+1)*icg*plane]
 		ga := gemmArgs{
-			m: ocg, n: n, k: k,
-			a: w[gi*ocg*k : (gi+1)*ocg*k], lda: k,
+			m: ocg, n: n, k: k, lda: k,
 			b: src, ldb: n,
 			c: out[gi*ocg*n : (gi+1)*ocg*n], ldc: n,
-			bias: biasFrom(bias, gi*ocg), act: act,
+			bias: biasFrom(bias, gi*ocg), act: convAct,
+		}
+		if fused {
+			ga.res = res[gi*ocg*n : (gi+1)*ocg*n]
+		}
+		if w16 != nil {
+			ga.a16 = w16[gi*ocg*k : (gi+1)*ocg*k]
+		} else {
+			ga.a = w32[gi*ocg*k : (gi+1)*ocg*k]
 		}
 		switch {
 		case p.pointwise():
+		case usesImageB():
+			img, n := imageFor(&p)
+			if n > 0 {
+				r.prepareImage(&p, img, src, imgBuf[:n])
+				ga.b = imgBuf[:n]
+			}
+			ga.img, ga.conv = img, p
 		case packsIm2col:
 			ga.fromImage, ga.conv = true, p
 		default:
 			r.im2col(&p, src, col)
 			ga.b = col
 		}
-		r.gemm(ga, &ws)
+		if ga.a16 == nil || usesImageB() {
+			r.gemm(ga, &ws)
+			continue
+		}
+		// This GEMM takes float32 filters: widen them a chunk of output
+		// channels at a time.
+		rows := p.f16Chunk() / k
+		for m0 := 0; m0 < ocg; m0 += rows {
+			sub := ga
+			sub.m = min(rows, ocg-m0)
+			sub.a16 = nil
+			sub.a = wide[:sub.m*k]
+			WidenF16(sub.a, ga.a16[m0*k:(m0+sub.m)*k])
+			sub.c = ga.c[m0*n:]
+			sub.bias = biasFrom(ga.bias, m0)
+			r.gemm(sub, &ws)
+		}
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/x448/float16"
 )
 
 // convNaive is the reference: the definition of Caffe's convolution as
@@ -113,11 +115,13 @@ func TestConv2D(t *testing.T) {
 			r.Close()
 		}
 	}()
-	for i, c := range convCases {
-		for j, r := range runners {
-			runConvCase(t, r, c.name, c.p, (i+j)%2 == 0, acts[(i+j)%len(acts)])
+	eachVariant(t, func(impl string) {
+		for i, c := range convCases {
+			for j, r := range runners {
+				runConvCase(t, r, impl+" "+c.name, c.p, (i+j)%2 == 0, acts[(i+j)%len(acts)])
+			}
 		}
-	}
+	})
 }
 
 // TestConv2DOnes is hand-checkable: all-ones input and weights, 3x3, pad 1,
@@ -227,4 +231,135 @@ func TestIm2colRange(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestConv2DF16 runs Conv2DF16 on float16 filters and Conv2D on the same
+// filters widened: the results must be identical bit for bit (the filters
+// are the same numbers, used in the same order), with guarded output and
+// scratch, for every GEMM variant, with 1 and 2 workers. A single output
+// pixel is the exception: Conv2D takes the matrix-vector path there, a
+// different order of the sum, so the float64 reference's tolerance applies.
+func TestConv2DF16(t *testing.T) {
+	runners := []*Runner{nil, NewRunner(2)}
+	defer func() {
+		for _, r := range runners {
+			r.Close()
+		}
+	}()
+	cases := append([]struct {
+		name string
+		p    ConvParams
+	}{
+		{"3x3 64->64 28x28 (Winograd with AVX-512)", conv(64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
+		{"1x1 700->130 (chunks)", conv(700, 3, 5, 130, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+		{"1x1 spatial", conv(40, 1, 1, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+	}, convCases...)
+	eachVariant(t, func(impl string) {
+		for i, c := range cases {
+			p := c.p.normalized()
+			rng := rand.New(rand.NewPCG(uint64(i), 21))
+			in := randSlice(rng, p.InC*p.InH*p.InW)
+			w16 := make([]uint16, p.OutC*p.InC/p.Group*p.KH*p.KW)
+			for j := range w16 {
+				w16[j] = float16.Fromfloat32(rng.Float32()*2 - 1).Bits()
+			}
+			w := make([]float32, len(w16))
+			WidenF16(w, w16)
+			bias := randSlice(rng, p.OutC)
+			for j, r := range runners {
+				act := acts[(i+j)%2]
+				want := make([]float32, p.OutC*p.OutH*p.OutW)
+				Conv2D(r, p, in, w, bias, want, make([]float32, ConvScratchSize(p)), act)
+				out := newGuarded(len(want))
+				scratch := newGuarded(ConvScratchSizeF16(p))
+				Conv2DF16(r, p, in, w16, bias, out.s(), scratch.s(), act)
+				what := fmt.Sprintf("%s %s threads=%d", impl, c.name, r.Threads())
+				out.check(t, what+" (out)")
+				scratch.check(t, what+" (scratch)")
+				if p.OutH*p.OutW == 1 {
+					ref, scale := convNaive(p, in, w, bias, act)
+					for k, v := range out.s() {
+						if !closeTo(v, ref[k], scale[k], gemmTol, gemmEps) {
+							t.Fatalf("%s: out[%d] = %v, want %v", what, k, v, ref[k])
+						}
+					}
+					continue
+				}
+				for k, v := range out.s() {
+					if math.Float32bits(v) != math.Float32bits(want[k]) {
+						t.Fatalf("%s: out[%d] = %v, Conv2D gives %v", what, k, v, want[k])
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestConv2DAdd checks the fused residual against the two steps it stands
+// for, Conv2D without activation then Eltwise(EltSum, [out, res], out, act),
+// bit for bit (the same roundings in the same order; a zero's sign aside),
+// for every variant,
+// 1 and 2 workers, float32 and float16 filters, with a guarded output and
+// a residual that must come out unchanged.
+func TestConv2DAdd(t *testing.T) {
+	runners := []*Runner{nil, NewRunner(2)}
+	defer func() {
+		for _, r := range runners {
+			r.Close()
+		}
+	}()
+	cases := append([]struct {
+		name string
+		p    ConvParams
+	}{
+		{"1x1 256->64 7x9 (ResNet's branch2c)", conv(256, 7, 9, 64, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+		{"3x3 64->64 28x28 (Winograd with AVX-512)", conv(64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
+		{"1x1 spatial", conv(40, 1, 1, 9, 1, 1, 1, 1, 0, 0, 1, 1, 1)},
+	}, convCases...)
+	eachVariant(t, func(impl string) {
+		for i, c := range cases {
+			p := c.p.normalized()
+			rng := rand.New(rand.NewPCG(uint64(i), 22))
+			n := p.OutC * p.OutH * p.OutW
+			in := randSlice(rng, p.InC*p.InH*p.InW)
+			w16 := make([]uint16, p.OutC*p.InC/p.Group*p.KH*p.KW)
+			for j := range w16 {
+				w16[j] = float16.Fromfloat32(rng.Float32()*2 - 1).Bits()
+			}
+			w := make([]float32, len(w16))
+			WidenF16(w, w16)
+			bias, res := randSlice(rng, p.OutC), randSlice(rng, n)
+			resCopy := append([]float32(nil), res...)
+			for j, r := range runners {
+				act := acts[(i+j)%len(acts)]
+				for _, f16 := range []bool{false, true} {
+					want := make([]float32, n)
+					if f16 {
+						Conv2DF16(r, p, in, w16, bias, want, make([]float32, ConvScratchSizeF16(p)), Act{})
+					} else {
+						Conv2D(r, p, in, w, bias, want, make([]float32, ConvScratchSize(p)), Act{})
+					}
+					Eltwise(EltSum, nil, [][]float32{want, res}, want, act)
+					out := newGuarded(n)
+					what := fmt.Sprintf("%s %s threads=%d act=%v f16=%v", impl, c.name, r.Threads(), act, f16)
+					if f16 {
+						Conv2DAddF16(r, p, in, w16, bias, res, out.s()[:n], make([]float32, ConvScratchSizeF16(p)), act)
+					} else {
+						Conv2DAdd(r, p, in, w, bias, res, out.s()[:n], make([]float32, ConvScratchSize(p)), act)
+					}
+					out.check(t, what)
+					for k := 0; k < n; k++ {
+						// Bit for bit, but for the sign of a zero: Eltwise's
+						// vector body and scalar tail already differ there.
+						if g := out.s()[k]; math.Float32bits(g) != math.Float32bits(want[k]) && !(g == 0 && want[k] == 0) {
+							t.Fatalf("%s: out[%d] = %v, the two steps give %v", what, k, g, want[k])
+						}
+						if math.Float32bits(res[k]) != math.Float32bits(resCopy[k]) {
+							t.Fatalf("%s: res[%d] changed", what, k)
+						}
+					}
+				}
+			}
+		}
+	})
 }

@@ -221,31 +221,30 @@ func TestWidenF16(t *testing.T) {
 	for i := range src {
 		src[i] = uint16(i)
 	}
-	for _, im := range []struct {
-		name string
-		f    func(dst []float32, src []uint16)
-	}{{"WidenF16/" + Impl(), WidenF16}, {"generic", widenF16Generic}} {
+	check := func(name string, f func(dst []float32, src []uint16)) {
 		dst := newGuarded(len(src))
-		im.f(dst.s()[:len(src)], src)
-		dst.check(t, im.name)
+		f(dst.s()[:len(src)], src)
+		dst.check(t, name)
 		for i, h := range src {
 			want := float16.Frombits(h).Float32()
 			if got := dst.s()[i]; math.Float32bits(got) != math.Float32bits(want) {
-				t.Fatalf("%s(%#04x) = %v (%#08x), want %v (%#08x)", im.name, h, got, math.Float32bits(got), want, math.Float32bits(want))
+				t.Fatalf("%s(%#04x) = %v (%#08x), want %v (%#08x)", name, h, got, math.Float32bits(got), want, math.Float32bits(want))
 			}
 		}
 		// Odd lengths and offsets (vector tails, chunk edges) leave the neighbours alone.
-		for _, n := range []int{0, 1, 3, 17, 4095, 4097, 9000} {
+		for _, n := range []int{0, 1, 3, 17, 63, 64, 65, 4095, 4097, 9000} {
 			out := newGuarded(n)
-			im.f(out.s()[:n], src[1000:1000+n])
-			out.check(t, fmt.Sprintf("%s n=%d", im.name, n))
+			f(out.s()[:n], src[1000:1000+n])
+			out.check(t, fmt.Sprintf("%s n=%d", name, n))
 			for i, h := range src[1000 : 1000+n] {
 				if got, want := out.s()[i], float16.Frombits(h).Float32(); got != want {
-					t.Fatalf("%s n=%d: [%d] = %v, want %v", im.name, n, i, got, want)
+					t.Fatalf("%s n=%d: [%d] = %v, want %v", name, n, i, got, want)
 				}
 			}
 		}
 	}
+	eachVariant(t, func(name string) { check("WidenF16/"+name, WidenF16) })
+	check("generic", widenF16Generic)
 }
 
 // TestAddAct checks the build's fused sum-and-activation (Eltwise's

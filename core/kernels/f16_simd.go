@@ -11,7 +11,7 @@ import (
 // float32, so the second pass reads what the first wrote from L1.
 const widenChunk = 4096
 
-// widenF16 converts in two passes per chunk, since the simd package has no
+// widenF16SIMD converts in two passes per chunk, since the simd package has no
 // 16-to-32-bit widening: a scalar pass zero-extends each binary16 into a
 // 32-bit slot of dst, then a vector pass turns the slots into float32 bits
 // in place with the same case analysis as f16to32, branch-free:
@@ -21,7 +21,7 @@ const widenChunk = 4096
 //	inf and NaN: 0x7f800000 | mant << 13 | quiet bit for NaN, where em >= 0x7c00
 //
 // with em = h & 0x7fff and the sign moved from bit 15 to bit 31.
-func widenF16(dst []float32, src []uint16) {
+func widenF16SIMD(dst []float32, src []uint16) {
 	for len(src) > 0 {
 		n := min(len(src), widenChunk)
 		slots := dst[:n]

@@ -12,20 +12,20 @@ import "simd"
 // C for the K slice pc..pc+kc-1, whose panel of B is packed in ws.b.
 func gemmBlock(ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc int, first, last bool) {
 	L := vecLen()
-	nr := gemmNR()
+	nr := simdNR()
 	m := ic + mcur
 	for jr := 0; jr < ncur; jr += nr {
 		cols := min(nr, ncur-jr)
 		width := sliverWidth(cols, nr, L)
 		bp := ws.b[jr*kc : jr*kc+kc*width]
-		for i := ic; i < m; i += gemmMR {
+		for i := ic; i < m; i += simdMR {
 			// Rows past m repeat the last row; their results are not stored.
 			a0 := g.a[i*g.lda+pc:]
 			a1 := g.a[min(i+1, m-1)*g.lda+pc:]
 			a2 := g.a[min(i+2, m-1)*g.lda+pc:]
 			a3 := g.a[min(i+3, m-1)*g.lda+pc:]
-			rows := min(gemmMR, m-i)
-			if cols == nr && rows == gemmMR && !(last && g.act.ReLU && g.act.Slope != 0) {
+			rows := min(simdMR, m-i)
+			if cols == nr && rows == simdMR && !(last && g.act.ReLU && g.act.Slope != 0) {
 				// A full tile: straight into C, the epilogue done in registers.
 				kernel4x3(kc, a0, a1, a2, a3, bp, g.c[i*g.ldc+jc+jr:], g.ldc,
 					biasFrom(g.bias, i), first, last && g.act.ReLU)

@@ -11,8 +11,6 @@ import "simd"
 // (gemmBlock), the packing of B (packB) and the micro-kernels are in
 // gemm_kernel_simd.go, and for WebAssembly in gemm_wasm.go.
 
-const impl = "simd"
-
 // vecLen is the number of float32 lanes of a simd.Float32s: 4 with WASM
 // SIMD128, 8 with AVX2, 16 with AVX-512. It is fixed for one execution but
 // not at compile time, so it is asked for at run time (never in a var
@@ -23,13 +21,16 @@ func vecLen() int {
 }
 
 // gemmNRVecs is the width of the micro-tile in vectors: the micro-kernel
-// keeps gemmMR x gemmNRVecs = 12 accumulators, plus 3 loads of B and one
+// keeps simdMR x gemmNRVecs = 12 accumulators, plus 3 loads of B and one
 // broadcast of A, within the 16 vector registers of AVX2 and of the x86
 // hosts that run WASM SIMD128.
 const gemmNRVecs = 3
 
-// gemmNR is the micro-tile width in columns of C.
-func gemmNR() int { return gemmNRVecs * vecLen() }
+// simdNR is the micro-tile width in columns of C.
+func simdNR() int { return gemmNRVecs * vecLen() }
+
+// simdMR is the number of rows of C of the micro-tile.
+const simdMR = 4
 
 // Cache blocking. A kc x nr sliver of packed B (at most 16 KiB) stays in L1
 // while the micro-kernel walks a block of gemmMC rows of A (kc values of
@@ -37,23 +38,14 @@ func gemmNR() int { return gemmNRVecs * vecLen() }
 // of B (about 1.4 MiB with AVX2) is packed once per K slice.
 const gemmMC = 256
 
-func gemmKC() int { return max(64, 4096/gemmNR()) }
+func gemmKC() int { return max(64, 4096/simdNR()) }
 
-func gemmNC() int { return 2048 / gemmNR() * gemmNR() }
+func gemmNC() int { return 2048 / simdNR() * simdNR() }
 
-func workspaceSize() int {
-	kc, nc, nr := gemmKC(), gemmNC(), gemmNR()
-	return 2*kc*nc + gemmMR*nr
-}
-
-func newWorkspace(buf []float32) workspace {
-	kc, nc, nr := gemmKC(), gemmNC(), gemmNR()
-	nb, nt := kc*nc, gemmMR*nr
-	return workspace{
-		b:    buf[:nb:nb],
-		tile: buf[nb : nb+nt : nb+nt],
-		col:  buf[nb+nt : 2*nb+nt : 2*nb+nt],
-	}
+// simdLayout is the simd GEMM's share of a workspace.
+func simdLayout() wsLayout {
+	kc, nc := gemmKC(), gemmNC()
+	return wsLayout{b: kc * nc, col: kc * nc, tile: simdMR * simdNR()}
 }
 
 // packsIm2col reports whether the GEMM builds the im2col matrix of a
@@ -61,18 +53,18 @@ func newWorkspace(buf []float32) workspace {
 // a time, so that a convolution needs no scratch for the whole matrix.
 const packsIm2col = true
 
-// gemm computes C = act(A*B + bias) (see gemmArgs) with the workspace ws.
+// gemmSIMD computes C = act(A*B + bias) (see gemmArgs) with the workspace ws.
 //
 // Loops, outermost first: nc-wide panels of B; kc-deep slices of K (the
 // panel's slice packed once, into nr-wide slivers); blocks of gemmMC rows of
 // A; nr-wide slivers of the panel, each staying in L1 while the block's rows
-// stream past it; groups of gemmMR rows, each one micro-kernel call writing a
+// stream past it; groups of simdMR rows, each one micro-kernel call writing a
 // tile of C. A is read in place: each of the micro-kernel's four rows is a
 // contiguous run of kc values, which the hardware prefetches as well as a
 // packed copy, and packing A would cost as much as the product when N is
 // small (ResNet's 7x7 layers). The first K slice adds the bias, the last
 // applies the activation, while the tile is still in registers.
-func gemm(ws *workspace, g *gemmArgs) {
+func gemmSIMD(ws *workspace, g *gemmArgs) {
 	m, n, k := g.m, g.n, g.k
 	if k == 0 {
 		for i := 0; i < m; i++ {
@@ -82,7 +74,7 @@ func gemm(ws *workspace, g *gemmArgs) {
 		return
 	}
 	L := vecLen()
-	nr, nc := gemmNR(), gemmNC()
+	nr, nc := simdNR(), gemmNC()
 	// Split K into equal slices no deeper than gemmKC.
 	slices := (k + gemmKC() - 1) / gemmKC()
 	kcStep := (k + slices - 1) / slices

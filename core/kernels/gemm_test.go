@@ -54,7 +54,8 @@ func gemmCases() []gemmCase {
 	for _, m := range []int{1, 2, 3, 4, 5, 7, 8, 9, 13} {
 		cs = append(cs, gemmCase{m, 17, 9})
 	}
-	for _, n := range []int{1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 33, 36, 47, 48, 49, 50, 95, 97} {
+	// (70, 140, 196, 200: 5, 9, 13 vectors of 16, spread over 3-wide slivers)
+	for _, n := range []int{1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 33, 36, 47, 48, 49, 50, 70, 95, 97, 140, 196, 200} {
 		cs = append(cs, gemmCase{6, n, 11})
 	}
 	for _, k := range []int{1, 2, 3, 4, 5, 8, 63, 64, 65, 85, 86, 170, 171, 172, 341, 342, 343, 700} {
@@ -107,22 +108,17 @@ func runGemmCase(t *testing.T, name string, c gemmCase, pad int, withBias bool, 
 
 func newTestWorkspace() workspace { return newWorkspace(make([]float32, workspaceSize())) }
 
-// TestGemm checks the build's GEMM (simd or scalar) and the portable scalar
-// GEMM against the naive reference.
+// TestGemm checks each of the build's GEMMs (every assembly variant the CPU
+// runs and simd, or scalar) and the portable scalar GEMM against the naive
+// reference.
 func TestGemm(t *testing.T) {
 	ws := newTestWorkspace()
-	impls := []struct {
-		name string
-		f    func(g *gemmArgs)
-	}{
-		{Impl(), func(g *gemmArgs) { gemm(&ws, g) }},
-		{"generic", gemmGeneric},
-	}
 	for _, c := range gemmCases() {
-		for i, im := range impls {
-			pad := i * 3 // also exercise strided A, B and C
-			runGemmCase(t, im.name, c, pad, c.k%2 == 1, acts[(c.m+c.n)%len(acts)], im.f)
-		}
+		eachVariant(t, func(name string) {
+			runGemmCase(t, name, c, 0, c.k%2 == 1, acts[(c.m+c.n)%len(acts)], func(g *gemmArgs) { gemm(&ws, g) })
+			runGemmCase(t, name, c, 3, c.k%2 == 0, acts[(c.m+c.n+1)%len(acts)], func(g *gemmArgs) { gemm(&ws, g) })
+		})
+		runGemmCase(t, "generic", c, 3, c.k%2 == 1, acts[(c.m+c.n)%len(acts)], gemmGeneric)
 	}
 }
 
@@ -130,10 +126,12 @@ func TestGemm(t *testing.T) {
 // slices (the bias is added in the first slice, the activation in the last).
 func TestGemmEpilogue(t *testing.T) {
 	ws := newTestWorkspace()
-	for _, c := range []gemmCase{{7, 29, 1}, {5, 26, 400}, {4, 24, 700}} {
+	for _, c := range []gemmCase{{7, 29, 1}, {5, 26, 400}, {4, 24, 700}, {12, 64, 600}, {13, 130, 300}} {
 		for _, act := range acts {
 			for _, withBias := range []bool{false, true} {
-				runGemmCase(t, Impl(), c, 1, withBias, act, func(g *gemmArgs) { gemm(&ws, g) })
+				eachVariant(t, func(name string) {
+					runGemmCase(t, name, c, 1, withBias, act, func(g *gemmArgs) { gemm(&ws, g) })
+				})
 				runGemmCase(t, "generic", c, 0, withBias, act, gemmGeneric)
 			}
 		}
@@ -151,10 +149,12 @@ func TestGemmSplit(t *testing.T) {
 			for w := range wss {
 				wss[w] = newTestWorkspace()
 			}
-			runGemmCase(t, fmt.Sprintf("split/%d", nw), c, 2, true, Act{ReLU: true}, func(g *gemmArgs) {
-				for w := 0; w < nw; w++ {
-					runGemm(g, w, nw, &wss[w])
-				}
+			eachVariant(t, func(name string) {
+				runGemmCase(t, fmt.Sprintf("%s split/%d", name, nw), c, 2, true, Act{ReLU: true}, func(g *gemmArgs) {
+					for w := 0; w < nw; w++ {
+						runGemm(g, w, nw, &wss[w])
+					}
+				})
 			})
 		}
 	}

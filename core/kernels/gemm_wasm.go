@@ -44,9 +44,9 @@ func packSliver12(dst, src *float32, ldb, kc int)
 // kernel, which applies the epilogue in registers; partial tiles (and a
 // leaky ReLU) go through ws.tile and the vector epilogue.
 func gemmBlock(ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc int, first, last bool) {
-	const L, nr = 4, 12 // SIMD128: vecLen() is 4, gemmNR() 12
+	const L, nr = 4, 12 // SIMD128: vecLen() is 4, simdNR() 12
 	m := ic + mcur
-	groups := mcur / gemmMR
+	groups := mcur / simdMR
 	fused := !(last && g.act.ReLU && g.act.Slope != 0)
 	for jr := 0; jr < ncur; jr += nr {
 		cols := min(nr, ncur-jr)
@@ -55,15 +55,15 @@ func gemmBlock(ws *workspace, g *gemmArgs, ic, mcur, jc, ncur, pc, kc int, first
 		i := ic
 		if cols == nr && fused && groups > 0 {
 			sliver4x12(g, i, groups, pc, kc, bp, jc+jr, first, last && g.act.ReLU)
-			i += groups * gemmMR
+			i += groups * simdMR
 		}
-		for ; i < m; i += gemmMR {
+		for ; i < m; i += simdMR {
 			// Rows past m repeat the last row; their results are not stored.
 			a0 := g.a[i*g.lda+pc:]
 			a1 := g.a[min(i+1, m-1)*g.lda+pc:]
 			a2 := g.a[min(i+2, m-1)*g.lda+pc:]
 			a3 := g.a[min(i+3, m-1)*g.lda+pc:]
-			rows := min(gemmMR, m-i)
+			rows := min(simdMR, m-i)
 			if width == nr {
 				kernel4x3(kc, a0, a1, a2, a3, bp, ws.tile, nr)
 			} else {

@@ -74,6 +74,12 @@ func (t *poolTask) run(w, nw int, _ *workspace) {
 
 func poolChannels(p *PoolParams, in, out []float32, lo, hi int) {
 	ip, op := p.InH*p.InW, p.OutH*p.OutW
+	if p.Max && p.InW+p.PW <= maxRow && (p.OutW-1)*p.SW+p.KW <= maxRow+64 {
+		for c := lo; c < hi; c++ {
+			maxPoolSeparable(p, in[c*ip:(c+1)*ip], out[c*op:(c+1)*op])
+		}
+		return
+	}
 	for c := lo; c < hi; c++ {
 		src := in[c*ip : (c+1)*ip]
 		dst := out[c*op : (c+1)*op]
@@ -91,6 +97,67 @@ func poolChannels(p *PoolParams, in, out []float32, lo, hi int) {
 				dst[oh*p.OutW+ow] = s / size
 			}
 		}
+	}
+}
+
+// maxRow is the widest input row maxPoolSeparable takes (its row buffers
+// live on the stack).
+const maxRow = 1024
+
+// maxPoolSeparable max-pools one channel in passes over rows, each
+// branch-free and vectorized in the simd build (maxInto, windowMax): per
+// output row, the column maxima of the window's input rows (clipped to
+// the image), then the sliding maximum of KW of them along the row, whose
+// values at the stride are the outputs. The row is padded with
+// -MaxFloat32, which never wins, so windows clipped at the image's edge
+// need no special case. Same result as maxWindow: the largest value, NaNs
+// never winning (x > m ? x : m throughout, Caffe's comparison), -MaxFloat32
+// for an empty window. ResNet's pool1 (3x3, stride 2, 112x112): see doc.go.
+func maxPoolSeparable(p *PoolParams, src, dst []float32) {
+	var colBuf, winBuf [maxRow + 64]float32
+	// col holds the padded row: PW values of -MaxFloat32, the InW column
+	// maxima, then enough -MaxFloat32 for the last window.
+	n := max(p.PW+p.InW, (p.OutW-1)*p.SW+p.KW)
+	col, win := colBuf[:n], winBuf[:n-p.KW+1]
+	for oh := 0; oh < p.OutH; oh++ {
+		hs := oh*p.SH - p.PH
+		h0, h1 := max(hs, 0), min(hs+p.KH, p.InH)
+		for i := range col {
+			col[i] = -math.MaxFloat32
+		}
+		body := col[p.PW : p.PW+p.InW]
+		for h := h0; h < h1; h++ {
+			maxInto(body, src[h*p.InW:(h+1)*p.InW])
+		}
+		windowMax(win, col, p.KW)
+		out := dst[oh*p.OutW : (oh+1)*p.OutW]
+		for ow := range out {
+			out[ow] = win[ow*p.SW]
+		}
+	}
+}
+
+// maxIntoGeneric sets m[i] = x[i] > m[i] ? x[i] : m[i].
+func maxIntoGeneric(m, x []float32) {
+	x = x[:len(m)]
+	for i, v := range x {
+		if v > m[i] {
+			m[i] = v
+		}
+	}
+}
+
+// windowMaxGeneric sets dst[i] to the maximum of src[i..i+k-1] (each
+// window scanned in order with maxIntoGeneric's comparison).
+func windowMaxGeneric(dst, src []float32, k int) {
+	for i := range dst {
+		m := src[i]
+		for _, v := range src[i+1 : i+k] {
+			if v > m {
+				m = v
+			}
+		}
+		dst[i] = m
 	}
 }
 

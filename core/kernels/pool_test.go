@@ -149,3 +149,49 @@ func TestPool2DOutputSize(t *testing.T) {
 	}()
 	Pool2D(nil, p, make([]float32, 2*6*6), make([]float32, 2*7*3))
 }
+
+// TestMaxPoolSeparable compares the separable max pooling with the direct
+// window scan (maxWindow) bit for bit on inputs holding NaNs, infinities
+// and signed zeros: NaNs never win, whatever the order of the passes.
+func TestMaxPoolSeparable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, -1e-30}
+	for _, p := range []PoolParams{
+		pool(true, 2, 112, 112, 3, 3, 2, 2, 0, 0),
+		pool(true, 2, 9, 8, 3, 3, 2, 2, 1, 1),
+		pool(true, 1, 6, 5, 2, 3, 2, 1, 1, 2),
+		pool(true, 2, 13, 11, 5, 4, 3, 3, 2, 1),
+		pool(true, 1, 7, 7, 7, 7, 1, 1, 0, 0),
+	} {
+		in := randSlice(rng, p.C*p.InH*p.InW)
+		for i := range in {
+			if rng.IntN(7) == 0 {
+				in[i] = special[rng.IntN(len(special))]
+			}
+		}
+		ip, op := p.InH*p.InW, p.OutH*p.OutW
+		for c := 0; c < p.C; c++ {
+			got := newGuarded(op)
+			maxPoolSeparable(&p, in[c*ip:(c+1)*ip], got.s()[:op])
+			got.check(t, "maxPoolSeparable")
+			for oh := 0; oh < p.OutH; oh++ {
+				for ow := 0; ow < p.OutW; ow++ {
+					hs, ws := oh*p.SH-p.PH, ow*p.SW-p.PW
+					want := maxWindow(in[c*ip:(c+1)*ip], p.InW, max(hs, 0), min(hs+p.KH, p.InH), max(ws, 0), min(ws+p.KW, p.InW))
+					if g := got.s()[oh*p.OutW+ow]; math.Float32bits(g) != math.Float32bits(want) && !(g == 0 && want == 0) {
+						t.Fatalf("%+v: out[%d][%d][%d] = %v, want %v", p, c, oh, ow, g, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkPool2D: ResNet-50's pool1 (3x3 max, stride 2, 64 x 112 x 112).
+func BenchmarkPool2D(b *testing.B) {
+	p := pool(true, 64, 112, 112, 3, 3, 2, 2, 0, 0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	in, out := randSlice(rng, p.C*p.InH*p.InW), make([]float32, p.C*p.OutH*p.OutW)
+	b.ReportAllocs()
+	timed(b, float64(len(out)), "Goutputs/s", true, func() { Pool2D(nil, p, in, out) })
+}

@@ -24,6 +24,8 @@ type Runner struct {
 	gemmT gemmTask
 	colT  im2colTask
 	poolT poolTask
+	winoT winoTask
+	imgT  imageTask
 }
 
 // task is one parallel step: worker w of nw does its share with its own workspace.

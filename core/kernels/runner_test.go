@@ -15,6 +15,8 @@ func TestNoAllocs(t *testing.T) {
 	in, w, bias := randSlice(rng, 32*14*14), randSlice(rng, 32*16*9), randSlice(rng, 32)
 	out := make([]float32, 32*14*14)
 	scratch := make([]float32, max(ConvScratchSize(p), ConvScratchSize(pw)))
+	w16, scratch16 := make([]uint16, len(w)), make([]float32, ConvScratchSizeF16(p))
+	fcOut2 := randSlice(rng, 16*14*14) // Conv2DAdd's residual
 	pp := pool(true, 32, 14, 14, 3, 3, 2, 2, 1, 1)
 	pout := make([]float32, 32*pp.OutH*pp.OutW)
 	fc := randSlice(rng, 10*32*14*14)
@@ -23,6 +25,8 @@ func TestNoAllocs(t *testing.T) {
 		cases := map[string]func(){
 			"Conv2D":       func() { Conv2D(r, p, in, w, bias, out, scratch, Act{ReLU: true}) },
 			"Conv2D/1x1":   func() { Conv2D(r, pw, out, w, nil, in, scratch, Act{}) },
+			"Conv2DF16":    func() { Conv2DF16(r, p, in, w16, bias, out, scratch16, Act{ReLU: true}) },
+			"Conv2DAdd":    func() { Conv2DAdd(r, pw, out, w, nil, fcOut2, in, scratch, Act{ReLU: true}) },
 			"Pool2D":       func() { Pool2D(r, pp, in, pout) },
 			"InnerProduct": func() { InnerProduct(r, in, fc, nil, fcOut, Act{}) },
 			"Eltwise":      func() { Eltwise(EltSum, nil, [][]float32{in, out}, out, Act{ReLU: true}) },
@@ -90,7 +94,9 @@ func TestRunnerClose(t *testing.T) {
 }
 
 func TestImpl(t *testing.T) {
-	if Impl() != impl || (impl != "simd" && impl != "scalar") {
+	switch Impl() {
+	case "asm-avx512", "asm-avx2", "simd", "scalar":
+	default:
 		t.Fatalf("Impl() = %q", Impl())
 	}
 }

@@ -6,9 +6,17 @@
 //
 // Rows (each "n/a (missing BenchmarkX)" when the benchmark does not exist):
 //
+//   - The core's FMA peak: each amd64 assembly variant's register-only FMA
+//     loop (core/kernels BenchmarkFMAPeak), which every native GFLOP/s
+//     figure below is also given as a fraction of (the peak of the
+//     instruction set the row uses: AVX2 for asm-avx2, the best otherwise).
 //   - GEMM GFLOP/s of ResNet-50's main shapes (core/kernels BenchmarkGemm),
-//     natively (simd: AVX2/AVX-512) and in wasm under node (simd: SIMD128),
-//     each against the portable scalar GEMM measured in the same run.
+//     natively for each kernel variant the CPU runs (asm-avx512, asm-avx2,
+//     simd, generic = the portable scalar GEMM) and in wasm under node
+//     (simd: SIMD128), each against the scalar GEMM measured in the same run.
+//   - ResNet-50's convolutions and inner product through the kernels alone
+//     (core/kernels BenchmarkResNet50Convs): each kernel variant, float32
+//     and float16 filters, 1 and 2 threads.
 //   - ResNet-50 latency per image (core BenchmarkClassify, whatever
 //     sub-benchmarks it defines: threads, weight modes) in four builds:
 //     native simd, native scalar (GOEXPERIMENT=nosimd), wasm simd, wasm
@@ -52,11 +60,15 @@ const ModelEnv = "RESIDUAL_BENCH_MODEL"
 type build struct {
 	name string
 	env  []string
+	tags string // go test -tags
 	wasm bool
 }
 
 var (
+	// nativeSIMD is the build users get: on amd64 the kernels pick their
+	// assembly variant at run time (AVX-512 or AVX2+FMA).
 	nativeSIMD   = build{name: "native simd", env: []string{"GOEXPERIMENT=simd"}}
+	nativeNoAsm  = build{name: "native noasm", env: []string{"GOEXPERIMENT=simd"}, tags: "noasm"}
 	nativeScalar = build{name: "native scalar", env: []string{"GOEXPERIMENT=nosimd"}}
 	wasmSIMD     = build{name: "wasm simd128", env: []string{"GOEXPERIMENT=simd", "GOOS=js", "GOARCH=wasm"}, wasm: true}
 	wasmScalar   = build{name: "wasm scalar", env: []string{"GOEXPERIMENT=nosimd", "GOOS=js", "GOARCH=wasm"}, wasm: true}
@@ -77,6 +89,11 @@ type config struct {
 	nativeOneThreadMS float64 // best native simd Classify row with threads=1
 	wasmMS            float64 // best wasm simd128 Classify row with threads=1 (wasm runs one thread)
 	f16HeapMB         float64
+
+	// peaks holds the measured FMA peak (GFLOP/s, one core) per assembly
+	// variant; bestPeak the largest.
+	peaks    map[string]float64
+	bestPeak float64
 }
 
 func main() {
@@ -114,7 +131,9 @@ func run(c *config, w io.Writer) error {
 	}
 	start := time.Now()
 	t := &Table{Header: []string{"benchmark", "build", "value", "vs baseline", "notes"}}
+	peakRows(c, t)
 	gemmRows(c, t)
+	convsRows(c, t)
 	classifyRows(c, t)
 	memoryRows(c, t)
 	convertRows(c, t)
@@ -175,7 +194,11 @@ func goTest(c *config, b build, pkg, pattern, benchtime string) ([]Result, strin
 		procs = 1 // js/wasm runs on one thread
 	}
 	args := []string{"test", "-run", "^$", "-bench", pattern, "-benchtime", benchtime, "-benchmem",
-		"-count", "1", "-cpu", strconv.Itoa(procs), "-timeout", "60m", pkg}
+		"-count", "1", "-cpu", strconv.Itoa(procs), "-timeout", "60m"}
+	if b.tags != "" {
+		args = append(args, "-tags", b.tags)
+	}
+	args = append(args, pkg)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = c.root
 	cmd.Env = append(os.Environ(), b.env...)
@@ -230,10 +253,72 @@ func missing(t *Table, name string, err error) string {
 	return "n/a (missing Benchmark" + name + ")"
 }
 
+// ---------------------------------------------------------------- peak
+
+// peakRows measures each assembly variant's FMA peak (the GEMM and
+// Classify rows give their figures as fractions of it).
+func peakRows(c *config, t *Table) {
+	t.Add("FMA peak: register-only vector FMA loop, one core (core/kernels BenchmarkFMAPeak, best of 3; by thread CPU time where measured)")
+	c.peaks = map[string]float64{}
+	// The best of three runs: a shared machine's other work lowers the
+	// clock of the core's vector units now and then, and a fraction of a
+	// low peak would flatter every row.
+	best := map[string]Result{}
+	var order []string
+	var err error
+	for range 3 {
+		var rs []Result
+		rs, _, err = goTest(c, nativeSIMD, "./core/kernels", "^BenchmarkFMAPeak$", c.gemmTime)
+		for _, r := range byTop(rs, "FMAPeak") {
+			if _, ok := best[r.Sub()]; !ok {
+				order = append(order, r.Sub())
+			}
+			if b, ok := best[r.Sub()]; !ok || bestRate(r, "GFLOP/s") > bestRate(b, "GFLOP/s") {
+				best[r.Sub()] = r
+			}
+		}
+	}
+	if len(order) == 0 {
+		t.Add("FMAPeak", nativeSIMD.name, missing(t, "FMAPeak", err))
+		return
+	}
+	for _, name := range order {
+		r := best[name]
+		v := bestRate(r, "GFLOP/s")
+		c.peaks[name] = v
+		c.bestPeak = max(c.bestPeak, v)
+		t.Add("FMA peak "+name, nativeSIMD.name, fmt.Sprintf("%.1f GFLOP/s", v), "", "best of 3; "+extraMetrics(r))
+	}
+}
+
+// bestRate is a result's rate metric (unit, e.g. "GFLOP/s") measured by
+// thread CPU time ("cpu-" + unit) when it was, else by the wall clock: on a
+// shared machine the CPU time leaves out the neighbours' share.
+func bestRate(r Result, unit string) float64 {
+	if v, ok := r.Metrics["cpu-"+unit]; ok && v > 0 {
+		return v
+	}
+	return r.Metrics[unit]
+}
+
+// ofPeak describes v (GFLOP/s) as a fraction of the FMA peak of variant
+// impl (asm-avx2: the AVX2 peak; anything else: the best peak), or ""
+// when no peak was measured.
+func ofPeak(c *config, impl string, v float64) string {
+	peak := c.bestPeak
+	if p, ok := c.peaks[impl]; ok {
+		peak = p
+	}
+	if peak <= 0 || v <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f%% of peak", 100*v/peak)
+}
+
 // ---------------------------------------------------------------- GEMM
 
 func gemmRows(c *config, t *Table) {
-	t.Add("GEMM, ResNet-50 shapes m x k x n, one goroutine (core/kernels BenchmarkGemm); xN: N times the speed of the portable scalar GEMM in the same build")
+	t.Add("GEMM, ResNet-50 shapes m x k x n, one goroutine (core/kernels BenchmarkGemm); xN: N times the speed of the portable scalar GEMM (generic) in the same build; % of peak by thread CPU time")
 	builds := []build{nativeSIMD}
 	if !c.noWasm {
 		builds = append(builds, wasmSIMD)
@@ -248,6 +333,7 @@ func gemmRows(c *config, t *Table) {
 		// Sub-benchmarks are <shape>/<impl>; the baseline impl is "generic".
 		type key struct{ shape, impl string }
 		gflops := map[key]float64{}
+		results := map[key]Result{}
 		var shapes []string
 		var impls []string
 		for _, r := range rs {
@@ -262,6 +348,7 @@ func gemmRows(c *config, t *Table) {
 				}
 			}
 			gflops[k] = gflopsOf(r, shape)
+			results[k] = r
 		}
 		for _, shape := range shapes {
 			base, hasBase := gflops[key{shape, "generic"}]
@@ -277,7 +364,14 @@ func gemmRows(c *config, t *Table) {
 						ratio = fmt.Sprintf("x%.1f", v/base)
 					}
 				}
-				t.Add("Gemm "+shape+" "+impl, b.name, fmt.Sprintf("%.2f GFLOP/s", v), ratio, "")
+				note := ""
+				if r, ok := results[key{shape, impl}]; ok {
+					note = ofPeak(c, impl, bestRate(r, "GFLOP/s"))
+					if b.wasm && note != "" {
+						note += " (native)"
+					}
+				}
+				t.Add("Gemm "+shape+" "+impl, b.name, fmt.Sprintf("%.2f GFLOP/s", v), ratio, note)
 			}
 		}
 		if err != nil {
@@ -308,11 +402,46 @@ func gflopsOf(r Result, shape string) float64 {
 	return 0
 }
 
+// ---------------------------------------------------------------- convolutions
+
+// convsRows runs ResNet-50's convolutions and inner product through the
+// kernels alone, for each kernel variant of the native build.
+func convsRows(c *config, t *Table) {
+	t.Add("ResNet-50 convolutions + inner product through the kernels (core/kernels BenchmarkResNet50Convs): variant/weights/threads; % of peak by thread CPU time (one thread)")
+	rs, _, err := goTest(c, nativeSIMD, "./core/kernels", "^BenchmarkResNet50Convs$", c.classTime)
+	rs = byTop(rs, "ResNet50Convs")
+	if len(rs) == 0 {
+		t.Add("ResNet50Convs", nativeSIMD.name, missing(t, "ResNet50Convs", err))
+		return
+	}
+	base := map[string]float64{} // ms of the simd variant, same weights and threads
+	for _, r := range rs {
+		if impl, rest, _ := strings.Cut(r.Sub(), "/"); impl == "simd" {
+			base[rest] = r.Metrics["ns/op"]
+		}
+	}
+	for _, r := range rs {
+		impl, rest, _ := strings.Cut(r.Sub(), "/")
+		ns := r.Metrics["ns/op"]
+		ratio := "n/a"
+		if impl == "simd" {
+			ratio = "baseline"
+		} else if b := base[rest]; b > 0 && ns > 0 {
+			ratio = fmt.Sprintf("x%.2f", b/ns)
+		}
+		note := ""
+		if strings.HasSuffix(rest, "threads=1") {
+			note = ofPeak(c, impl, bestRate(r, "GFLOP/s"))
+		}
+		t.Add("ResNet50Convs "+r.Sub(), nativeSIMD.name, fmt.Sprintf("%.1f ms", ns/1e6), ratio, note)
+	}
+}
+
 // ---------------------------------------------------------------- classify
 
 func classifyRows(c *config, t *Table) {
-	t.Add("ResNet-50 per image (core BenchmarkClassify); xN: N times the speed of the native scalar build (GOEXPERIMENT=nosimd), same sub-benchmark")
-	builds := []build{nativeSIMD, nativeScalar}
+	t.Add("ResNet-50 per image (core BenchmarkClassify); xN: N times the speed of the native scalar build (GOEXPERIMENT=nosimd), same sub-benchmark; native noasm: the simd package's kernels (no assembly)")
+	builds := []build{nativeSIMD, nativeNoAsm, nativeScalar}
 	if !c.noWasm {
 		builds = append(builds, wasmSIMD, wasmScalar)
 	}
@@ -354,7 +483,13 @@ func classifyRows(c *config, t *Table) {
 			if r.Sub() != "" {
 				name += " " + r.Sub()
 			}
-			t.Add(name, rw.b.name, fmt.Sprintf("%.1f ms", ns/1e6), ratio, extraMetrics(r))
+			notes := extraMetrics(r)
+			if !rw.b.wasm {
+				if p := ofPeak(c, "", r.Metrics["GFLOP/s"]); p != "" {
+					notes += " (" + p + ")"
+				}
+			}
+			t.Add(name, rw.b.name, fmt.Sprintf("%.1f ms", ns/1e6), ratio, notes)
 			ms := ns / 1e6
 			best := func(cur *float64) {
 				if ms > 0 && (*cur == 0 || ms < *cur) {

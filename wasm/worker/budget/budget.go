@@ -136,35 +136,28 @@ func EstimateMemory(m *weights.Manifest, budget int64) Estimate {
 // keeps what class activation maps need (when the model has maps and the
 // slice starts at their features or before).
 func EstimateStage(m *weights.Manifest, first, end, index int, maps bool, budget int64) (Estimate, error) {
-	p, err := core.Compile(m, core.CompileOptions{First: first, End: end})
+	e, err := estimate(m, first, end, maps)
 	if err != nil {
 		return Estimate{}, err
 	}
-	e := EstimateProgram(p, maps)
 	e.Stage = index
 	e.Free = budget - e.Resident()
 	return e, nil
 }
 
-// EstimateProgram is the Estimate of the compiled slice p (Stage and Free
-// left zero): the cost Plan minimizes.
-func EstimateProgram(p *core.Program, maps bool) Estimate {
-	m := p.Manifest
-	first, end := p.Options.First, p.Options.End
+// estimate is the Estimate of a slice (Stage and Free left zero): the cost
+// Plan minimizes. The program is compiled as the stage compiles it
+// (core.CompileStage: residual fusion, the maps' features as a tap).
+func estimate(m *weights.Manifest, first, end int, maps bool) (Estimate, error) {
 	if end == 0 {
 		end = len(m.Ops)
 	}
 	last := end == len(m.Ops)
 	op, features, hasMaps := core.MapsOp(m)
 	maps = maps && hasMaps && last && first <= op
-	if maps && len(p.Options.Taps) == 0 {
-		// The stage keeps the features live to the end (a tap): its plan
-		// may need more activation memory than the program without it.
-		o := p.Options
-		o.Taps = []string{m.Ops[op].Inputs[0]}
-		if tapped, err := core.Compile(m, o); err == nil {
-			p = tapped
-		}
+	p, err := core.CompileStage(m, core.StageOptions{First: first, End: end, CAM: maps})
+	if err != nil {
+		return Estimate{}, err
 	}
 	e := Estimate{Model: m.Model, First: first, End: end, Runtime: runtimeReserve}
 	align := func(n int64) int64 { return (n + weights.Alignment - 1) / weights.Alignment * weights.Alignment }
@@ -199,7 +192,7 @@ func EstimateProgram(p *core.Program, maps bool) Estimate {
 		}
 	}
 	e.Total = e.Resident() + e.Request
-	return e
+	return e, nil
 }
 
 // Plan splits m into the fewest stages whose estimates are within budget
@@ -215,7 +208,11 @@ func EstimateProgram(p *core.Program, maps bool) Estimate {
 // when it loads, in wasm, exactly, and refuses a slice over its budget.
 func Plan(m *weights.Manifest, budget int64, maps bool) ([]Estimate, error) {
 	o := core.PartitionOptions{Budget: budget, Cost: func(p *core.Program) int64 {
-		return EstimateProgram(p, maps).Total
+		e, err := estimate(m, p.Options.First, p.Options.End, maps)
+		if err != nil {
+			panic(err) // Partition compiles only ranges between cuts: a bug
+		}
+		return e.Total
 	}}
 	if op, _, ok := core.MapsOp(m); ok && maps {
 		o.Skip = func(c core.Cut) bool { return c.Op > op }

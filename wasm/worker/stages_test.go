@@ -496,11 +496,13 @@ func BenchmarkPipeline(b *testing.B) {
 		if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
 			continue
 		}
-		stages, err := localPipeline(dir, budget.DefaultStage, Config{Budget: 1e12})
+		stages, err := localPipeline(dir, budget.DefaultStage, Config{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		one := NewServer(Config{Name: name, Source: dirSource(dir), Budget: 1e12})
+		// The whole model in one handler: a budget it fits in (ResNet-152
+		// needs about 190 MB), as the local runtime would allow.
+		one := NewServer(Config{Name: name, Source: dirSource(dir), Budget: 250_000_000})
 		for _, c := range []struct {
 			name string
 			h    http.Handler

@@ -167,12 +167,19 @@
 //
 // # Other measured changes
 //
-// Rejected: helpers (and the caller, waiting for them) polling for 50 us
-// before they sleep on their channel, to save the wake-up latency of about
-// 75 dispatches per image: ResNet-50's convolutions with 2 threads took
-// 160-314 ms instead of 82-156 ms on this shared machine (load 10: the
-// pollers take the time slices the other worker needs). Not measurable
-// unloaded here.
+// Helpers (and the caller, waiting for them) watch for the next task for
+// spinFor (200 us) before they sleep on their channel (runner.go). A woken
+// goroutine on the other CPU started about 100 us late on the development
+// machine (a KVM guest; measured with a two-worker task of 1 ms: the
+// helper's start lagged 92-110 us, and a 100 us task ran serialized), and a
+// ResNet-50 inference hands out about 75 tasks: with blocking hand-offs two
+// threads took as long as one (ResNet50Convs asm-avx512 f32 50.8 ms with 1
+// and 2 threads, idle machine). Watching: 50.5 ms and 29.4 ms (1.72x); the
+// GEMM layers scale 1.8-2.4x (smaller working sets per core), Winograd's
+// 1.3-1.5x, the stem 1.7x; ORT's native CPU EP in the same sitting, whole
+// network: 54.0 and 28.4 ms. An earlier try with 50 us of polling was
+// measured only under a load of 10 (other processes on both cores), where
+// the pollers took the other worker's time slices and lost; unloaded it wins.
 //
 // Conv2DAdd (and Conv2DAddF16) add a residual in the assembly GEMM's
 // epilogue, after the bias and before the activation, which is where the

@@ -86,8 +86,37 @@ func benchImage() image.Image {
 // decoded image included) in both weight modes with 1 and 2 threads.
 // Target (issue 3): under 300 ms/image with simd on one core.
 func BenchmarkClassify(b *testing.B) {
-	dir := benchResNet50(b)
 	img := benchImage()
+	benchModes(b, func(m *core.Model) error {
+		_, err := m.ClassifyImage(img, core.ClassifyOptions{})
+		return err
+	})
+}
+
+// BenchmarkForward measures the network alone: one preprocessed 3x224x224
+// tensor in, the probabilities out (Model.Forward), in both weight modes with
+// 1 and 2 threads. This is what ONNX Runtime's session.run times in
+// ../shared/peer-bench, so it is the row to put beside it; BenchmarkClassify
+// adds the resize, crop and mean subtraction of a small image.
+func BenchmarkForward(b *testing.B) {
+	var input []float32
+	benchModes(b, func(m *core.Model) error {
+		if input == nil {
+			s := m.Spec()
+			input = make([]float32, s.Channels*s.Height*s.Width)
+			for i := range input {
+				input[i] = float32(i%251) - 125
+			}
+		}
+		_, err := m.Forward(input)
+		return err
+	})
+}
+
+// benchModes runs one sub-benchmark per weight mode and thread count, each
+// opening ResNet-50 and timing run after one untimed warm-up call.
+func benchModes(b *testing.B, run func(m *core.Model) error) {
+	dir := benchResNet50(b)
 	for _, mode := range []string{"f16", "f32"} {
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%s/threads=%d", mode, threads), func(b *testing.B) {
@@ -96,13 +125,13 @@ func BenchmarkClassify(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer m.Close()
-				if _, err := m.ClassifyImage(img, core.ClassifyOptions{}); err != nil { // warm up
+				if err := run(m); err != nil { // warm up
 					b.Fatal(err)
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {
-					if _, err := m.ClassifyImage(img, core.ClassifyOptions{}); err != nil {
+					if err := run(m); err != nil {
 						b.Fatal(err)
 					}
 				}

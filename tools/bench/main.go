@@ -21,6 +21,10 @@
 //     sub-benchmarks it defines: threads, weight modes) in four builds:
 //     native simd, native scalar (GOEXPERIMENT=nosimd), wasm simd, wasm
 //     scalar; each row against the native scalar build's same sub-benchmark.
+//   - The network alone (core BenchmarkForward: a preprocessed tensor in,
+//     probabilities out), the peer of ONNX Runtime's session.run in
+//     ../shared/peer-bench, natively (simd build) and in wasm simd128, each
+//     against the same build's Classify row.
 //   - Peak memory of ResNet-50 in both weight modes (f16 resident, f32 widened
 //     at load), measured by this command in child processes: the largest Go
 //     heap seen (runtime/metrics, sampled every 2 ms while the model is
@@ -90,6 +94,10 @@ type config struct {
 	wasmMS            float64 // best wasm simd128 Classify row with threads=1 (wasm runs one thread)
 	f16HeapMB         float64
 
+	// classifyNS holds each build's Classify times (ns/op) by sub-benchmark,
+	// the baselines of the Forward rows.
+	classifyNS map[string]map[string]float64
+
 	// peaks holds the measured FMA peak (GFLOP/s, one core) per assembly
 	// variant; bestPeak the largest.
 	peaks    map[string]float64
@@ -135,6 +143,7 @@ func run(c *config, w io.Writer) error {
 	gemmRows(c, t)
 	convsRows(c, t)
 	classifyRows(c, t)
+	forwardRows(c, t)
 	memoryRows(c, t)
 	convertRows(c, t)
 	t.Notes = append(t.Notes,
@@ -452,6 +461,7 @@ func classifyRows(c *config, t *Table) {
 	}
 	var rows []row
 	base := map[string]float64{}
+	c.classifyNS = map[string]map[string]float64{}
 	for _, b := range builds {
 		bt := c.classTime
 		if b.wasm {
@@ -460,6 +470,10 @@ func classifyRows(c *config, t *Table) {
 		rs, _, err := goTest(c, b, "./core", "^BenchmarkClassify$", bt)
 		rs = byTop(rs, "Classify")
 		rows = append(rows, row{b, rs, err})
+		c.classifyNS[b.name] = map[string]float64{}
+		for _, r := range rs {
+			c.classifyNS[b.name][r.Sub()] = r.Metrics["ns/op"]
+		}
 		if b.name == nativeScalar.name {
 			for _, r := range rs {
 				base[r.Sub()] = r.Metrics["ns/op"]
@@ -505,6 +519,44 @@ func classifyRows(c *config, t *Table) {
 		}
 		if rw.err != nil {
 			t.Notes = append(t.Notes, "note: BenchmarkClassify: "+rw.err.Error())
+		}
+	}
+}
+
+// forwardRows runs the network alone (core BenchmarkForward: a preprocessed
+// tensor in, probabilities out), what ONNX Runtime's session.run times in
+// ../shared/peer-bench, in the builds users get (native simd, wasm simd128),
+// each against the same build's Classify row (preprocessing included).
+func forwardRows(c *config, t *Table) {
+	t.Add("ResNet-50 network alone, tensor in (core BenchmarkForward; the peer of ONNX Runtime's session.run); xN: N times the speed of the same build's Classify row")
+	builds := []build{nativeSIMD}
+	if !c.noWasm {
+		builds = append(builds, wasmSIMD)
+	}
+	for _, b := range builds {
+		bt := c.classTime
+		if b.wasm {
+			bt = c.wasmTime
+		}
+		rs, _, err := goTest(c, b, "./core", "^BenchmarkForward$", bt)
+		rs = byTop(rs, "Forward")
+		if len(rs) == 0 {
+			t.Add("Forward", b.name, missing(t, "Forward", err))
+			continue
+		}
+		for _, r := range rs {
+			ns := r.Metrics["ns/op"]
+			ratio := "n/a"
+			if base := c.classifyNS[b.name][r.Sub()]; base > 0 && ns > 0 {
+				ratio = fmt.Sprintf("x%.2f", base/ns)
+			}
+			notes := extraMetrics(r)
+			if !b.wasm {
+				if p := ofPeak(c, "", r.Metrics["GFLOP/s"]); p != "" {
+					notes += " (" + p + ")"
+				}
+			}
+			t.Add("Forward "+r.Sub(), b.name, fmt.Sprintf("%.1f ms", ns/1e6), ratio, notes)
 		}
 	}
 }

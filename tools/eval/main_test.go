@@ -12,7 +12,7 @@ import (
 )
 
 // mnistLeNetErrors is the number of the 10,000 MNIST test digits Caffe's
-// LeNet gets wrong at top-1 when run by core (core/mnist_test.go measures it
+// LeNet gets wrong at top-1 when run by core (e2e/mnist_test.go measures it
 // too: 99.14% accuracy): the 0.86%.
 const mnistLeNetErrors = 86
 
@@ -56,7 +56,7 @@ func TestMNISTLeNet(t *testing.T) {
 		t.Errorf("summary top-1 %v top-5 %v, core on the raw digits %v %v", *s.Top1Error, *s.Top5Error, float64(wrong1)/n, float64(wrong5)/n)
 	}
 	if wrong1 != mnistLeNetErrors {
-		t.Errorf("%d top-1 errors, want %d (0.86%%, core/mnist_test.go)", wrong1, mnistLeNetErrors)
+		t.Errorf("%d top-1 errors, want %d (0.86%%, e2e/mnist_test.go)", wrong1, mnistLeNetErrors)
 	}
 	lo, hi := wilson(wrong1, n, z95)
 	if s.Top1CI != [2]float64{lo, hi} || !(lo < *s.Top1Error && *s.Top1Error < hi) {

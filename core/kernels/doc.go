@@ -145,6 +145,16 @@
 // the worker's workspace (1.2 MB, stays in L2) and every position's GEMM
 // (tiles x InC times InC x chunk, the 6 x n micro-kernels) right after; the
 // output transform (bias, ReLU) into channel blocks; a transpose into place.
+// With several workers the GEMM phase is split by chunks of output
+// channels, unless that would shrink the chunks below 64 channels (res2's
+// 64-channel layer with 2 workers): then each worker transforms and
+// multiplies its own rows of tiles for every channel (making all of U
+// itself), so no worker reads or writes the others' rows of V and M
+// (res2 F(4x4), 2 workers: 437 vs 550 us, one worker 500 us). Splitting
+// every layer that way lost where chunks of 64 remain (res3 F(4x4) 420 vs
+// 361 us, res4 F(2x2) 554 vs 504 us: U made twice). The 3x3 layers still
+// scale least of all (1.15-1.45x with 2 workers): the transforms are
+// memory-bound, and V and M (1.8 MB each at res2) outgrow one core's L2.
 // The transforms are straight-line vector code generated from the matrices.
 // F(4x4) interpolates at 0, 1, -1, 1/2, -2, infinity (Barabasz et al.), half
 // the rounding error of 0, +-1, +-2. Layer benchmark, GFLOP/s-equivalent of

@@ -90,21 +90,49 @@ type winoTask struct {
 	in, w, bias, out, scratch []float32
 	w16                       []uint16 // the filters as float16 instead of w
 	act                       Act
+	tiles                     bool // the GEMM phase split by tiles (see winograd)
 }
 
 func (t *winoTask) run(w, nw int, ws *workspace) { winoPhase(t, w, nw, ws) }
 
-// winoPhases is the number of phases (two barriers): the input padded and
-// transformed, a worker's share of channel blocks at a time; then per chunk
-// of output channels the filter transform, the GEMMs and the output
-// transform and transpose of those channels.
-const winoPhases = 2
+// The phases (barriers between them): the input padded and transformed, a
+// worker's share of channel blocks at a time; then either per chunk of
+// output channels the filter transform, the GEMMs and the output transform
+// and transpose of those channels; or (t.tiles) the input only padded, then
+// per worker a share of the tiles transformed, then for the same tiles
+// every output channel's GEMMs and output transform, and last the output
+// blocks transposed into place (see winoPhase).
+
+// winoTiles, when not -1, overrides winoByTiles (tests and benchmarks: 0
+// chunks of output channels, 1 tiles).
+var winoTiles = -1
+
+// winoByTiles reports whether nw workers split the GEMM phase of a
+// Winograd convolution by tiles rather than by chunks of output channels.
+func winoByTiles(p *ConvParams, s *winoShape, nw int) bool {
+	if winoTiles >= 0 {
+		return winoTiles == 1 && nw > 1
+	}
+	// Measured (BenchmarkWinograd, 2 workers, same runs): splitting by
+	// chunks wins wherever each worker still gets chunks of 4 groups
+	// (res3 F(4x4) 361 vs 420 us, res4 F(2x2) 504 vs 554 us); where the
+	// chunks would have to shrink to give every worker one (res2: 64
+	// output channels, chunks of 2 groups and the 6 x 2-vector
+	// micro-kernel), the tiles win: 437 vs 550 us (one worker: 500 us).
+	ubuf := gemmLayout().u
+	return nw > 1 && winoChunk(p, s.a, nw, ubuf) < winoChunk(p, s.a, 1, ubuf)
+}
 
 // winograd runs a Winograd convolution on r's workers, phase by phase; the
 // calling goroutine's workspace is the start of t.scratch.
 func (r *Runner) winograd(t winoTask) {
 	ws := newWorkspace(t.scratch[:t.s.wsSize])
-	for t.phase = 0; t.phase < winoPhases; t.phase++ {
+	t.tiles = winoByTiles(&t.p, &t.s, r.Threads())
+	phases := 2
+	if t.tiles {
+		phases = 4
+	}
+	for t.phase = 0; t.phase < phases; t.phase++ {
 		if r == nil {
 			winoPhase(&t, 0, 1, &ws)
 			continue

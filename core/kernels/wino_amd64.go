@@ -35,10 +35,10 @@ var winoForce = -1
 func winoPhase(t *winoTask, w, nw int, ws *workspace) {
 	s, p := &t.s, &t.p
 	sc := t.scratch
-	q := s.a * s.a
 	if t.phase == 0 {
 		// This worker's blocks of 16 input channels: zero-padded into
-		// channel blocks, then every tile of them transformed into V.
+		// channel blocks, then (unless the next phase splits by tiles)
+		// every tile of them transformed into V.
 		lo, hi := share(p.InC/16, w, nw)
 		if lo == hi {
 			return
@@ -62,30 +62,130 @@ func winoPhase(t *winoTask, w, nw int, ws *workspace) {
 				}
 			}
 		}
-		pads := sc[s.padOff+lo*s.hp*s.wp*16 : s.padOff+hi*s.hp*s.wp*16]
-		for tile := 0; tile < s.t; tile++ {
-			v := sc[s.vOff+tile*p.InC+lo*16:]
-			_ = v[(q-1)*s.vStride+(hi-lo)*16-1]
-			ty, tx := tile/s.tw, tile%s.tw
-			src := pads[(ty*s.m*s.wp+tx*s.m)*16:]
-			_ = src[(hi-lo-1)*s.hp*s.wp*16+((s.a-1)*s.wp+s.a)*16-1]
-			s.input(&v[0], s.vStride, &src[0], s.wp, hi-lo, s.hp*s.wp*16)
+		if !t.tiles {
+			winoInput(t, lo, hi, 0, s.t)
+		}
+		return
+	}
+	if t.tiles {
+		// Split by tiles (the output blocks take the padded input's place,
+		// so every tile's input is transformed before any output is
+		// written): phase 1 transforms this worker's share of the tiles
+		// (whole micro-kernel row groups), phase 2 makes U for every output
+		// channel, a chunk at a time, and computes the GEMMs and output
+		// transform of the same tiles, so that each worker reads and writes
+		// only its own rows of V and M; phase 3 transposes a share of the
+		// completed output blocks into place.
+		if t.phase == 3 {
+			lo, hi := share(p.OutC/16, w, nw)
+			winoTranspose(t, lo, hi)
+			return
+		}
+		units := (s.t + asmMR - 1) / asmMR
+		lo, hi := share(units, w, nw)
+		lo, hi = lo*asmMR, min(hi*asmMR, s.t)
+		if lo >= hi {
+			return
+		}
+		if t.phase == 1 {
+			winoInput(t, 0, p.InC/16, lo, hi)
+			return
+		}
+		cw := winoChunk(p, s.a, 1, len(ws.u))
+		for g0 := 0; g0 < p.OutC/16; g0 += cw {
+			u, uStride := winoFilters(t, ws, g0, cw)
+			winoGEMMs(t, u, uStride, g0, cw, lo, hi)
+			winoOutput(t, g0, cw, lo, hi)
 		}
 		return
 	}
 	// A chunk of cw groups of 16 output channels per unit: their filters
-	// transposed into channel blocks (tap-major, 16 channels per vector)
-	// in ws.b, transformed into U in ws.u (cw*16 channels per row,
-	// positions uStride apart); every position's GEMM for these channels
-	// (tiles in groups of up to 6 rows) into M; the output transform of
-	// their tiles (bias, ReLU) into the channel-blocked output; and its
-	// transpose into place.
+	// transformed into U, every position's GEMM for these channels, the
+	// output transform of their tiles (bias, ReLU) into the
+	// channel-blocked output, and its transpose into place.
 	cw := winoChunk(p, s.a, nw, len(ws.u))
+	lo, hi := share(p.OutC/16/cw, w, nw)
+	for chunk := lo; chunk < hi; chunk++ {
+		g0 := chunk * cw
+		u, uStride := winoFilters(t, ws, g0, cw)
+		winoGEMMs(t, u, uStride, g0, cw, 0, s.t)
+		winoOutput(t, g0, cw, 0, s.t)
+		winoTranspose(t, g0, g0+cw)
+	}
+}
+
+// winoInput transforms tiles t0..t1-1 of the padded input's channel
+// blocks c0..c1-1 into V.
+func winoInput(t *winoTask, c0, c1, t0, t1 int) {
+	s, p := &t.s, &t.p
+	sc := t.scratch
+	q := s.a * s.a
+	pads := sc[s.padOff+c0*s.hp*s.wp*16 : s.padOff+c1*s.hp*s.wp*16]
+	for tile := t0; tile < t1; tile++ {
+		v := sc[s.vOff+tile*p.InC+c0*16:]
+		_ = v[(q-1)*s.vStride+(c1-c0)*16-1]
+		ty, tx := tile/s.tw, tile%s.tw
+		src := pads[(ty*s.m*s.wp+tx*s.m)*16:]
+		_ = src[(c1-c0-1)*s.hp*s.wp*16+((s.a-1)*s.wp+s.a)*16-1]
+		s.input(&v[0], s.vStride, &src[0], s.wp, c1-c0, s.hp*s.wp*16)
+	}
+}
+
+// winoFilters transforms the filters of output channel groups g0..g0+cw-1
+// into U in ws.u: transposed into channel blocks (tap-major, 16 channels
+// per vector) in ws.b (widened there first when they are float16), then
+// transformed, cw*16 channels per row, positions uStride apart.
+func winoFilters(t *winoTask, ws *workspace, g0, cw int) (u []float32, uStride int) {
+	s, p := &t.s, &t.p
+	q := s.a * s.a
 	ldu := cw * 16
-	uStride := p.InC*ldu + 16 // not a power of two: see winoU
-	u := ws.u[:q*uStride]
+	uStride = p.InC*ldu + 16 // not a power of two: see winoU
+	u = ws.u[:q*uStride]
 	e := p.InC * 9
 	wt := ws.b[:e*16]
+	for g := g0; g < g0+cw; g++ {
+		var f []float32
+		if t.w16 != nil {
+			f = ws.b[e*16 : 2*e*16]
+			widenF16(f, t.w16[g*16*e:(g+1)*16*e])
+		} else {
+			f = t.w[g*16*e : (g+1)*16*e]
+		}
+		for e0 := 0; e0 < e; e0 += 16 {
+			transpose16AVX512(&wt[e0*16], 16, &f[e0], e, 16, min(16, e-e0))
+		}
+		ug := u[(g-g0)*16:]
+		_ = ug[(q-1)*uStride+(p.InC-1)*ldu+15]
+		s.weights(&ug[0], uStride, ldu, &wt[0], p.InC)
+	}
+	return u, uStride
+}
+
+// winoGEMMs computes, for every position, M's rows t0..t1-1 (tiles) and
+// the columns of output channel groups g0..g0+cw-1: V's rows times U, in
+// groups of up to asmMR rows.
+func winoGEMMs(t *winoTask, u []float32, uStride, g0, cw, t0, t1 int) {
+	s, p := &t.s, &t.p
+	sc := t.scratch
+	ldu, oc0 := cw*16, g0*16
+	for qi := 0; qi < s.a*s.a; qi++ {
+		v := sc[s.vOff+qi*s.vStride : s.vOff+(qi+1)*s.vStride]
+		b := u[qi*uStride : qi*uStride+p.InC*ldu]
+		c := sc[s.mOff+qi*s.mStride : s.mOff+(qi+1)*s.mStride]
+		for r0 := t0; r0 < t1; r0 += asmMR {
+			rows := min(asmMR, t1-r0)
+			cr := c[r0*p.OutC+oc0 : (r0+rows-1)*p.OutC+oc0+ldu]
+			variantAVX512.kernels[rows-1][cw-1](p.InC, &v[r0*p.InC], p.InC, &b[0], &cr[0], p.OutC, nil, nil, 0, 0, 16)
+		}
+	}
+}
+
+// winoOutput transforms tiles t0..t1-1 of M's output channel groups
+// g0..g0+cw-1 (bias, ReLU) into the channel-blocked output.
+func winoOutput(t *winoTask, g0, cw, t0, t1 int) {
+	s, p := &t.s, &t.p
+	sc := t.scratch
+	q := s.a * s.a
 	flags := 0
 	if t.bias != nil {
 		flags |= flagBias
@@ -99,52 +199,31 @@ func winoPhase(t *winoTask, w, nw int, ws *workspace) {
 	}
 	_ = bias[p.OutC-1]
 	plane := p.OutH * p.OutW
-	lo, hi := share(p.OutC/16/cw, w, nw)
-	for chunk := lo; chunk < hi; chunk++ {
-		g0 := chunk * cw
-		for g := g0; g < g0+cw; g++ {
-			var f []float32
-			if t.w16 != nil {
-				f = ws.b[e*16 : 2*e*16]
-				widenF16(f, t.w16[g*16*e:(g+1)*16*e])
-			} else {
-				f = t.w[g*16*e : (g+1)*16*e]
-			}
-			for e0 := 0; e0 < e; e0 += 16 {
-				transpose16AVX512(&wt[e0*16], 16, &f[e0], e, 16, min(16, e-e0))
-			}
-			ug := u[(g-g0)*16:]
-			_ = ug[(q-1)*uStride+(p.InC-1)*ldu+15]
-			s.weights(&ug[0], uStride, ldu, &wt[0], p.InC)
-		}
-		oc0 := g0 * 16
-		for qi := 0; qi < q; qi++ {
-			v := sc[s.vOff+qi*s.vStride : s.vOff+(qi+1)*s.vStride]
-			b := u[qi*uStride : qi*uStride+p.InC*ldu]
-			c := sc[s.mOff+qi*s.mStride : s.mOff+(qi+1)*s.mStride]
-			for r0 := 0; r0 < s.t; r0 += asmMR {
-				rows := min(asmMR, s.t-r0)
-				cr := c[r0*p.OutC+oc0 : (r0+rows-1)*p.OutC+oc0+ldu]
-				variantAVX512.kernels[rows-1][cw-1](p.InC, &v[r0*p.InC], p.InC, &b[0], &cr[0], p.OutC, nil, nil, 0, 0, 16)
-			}
-		}
-		yb := sc[s.yOff+g0*plane*16 : s.yOff+(g0+cw)*plane*16]
-		for tile := 0; tile < s.t; tile++ {
-			ty, tx := tile/s.tw, tile%s.tw
-			rows, cols := min(s.m, p.OutH-ty*s.m), min(s.m, p.OutW-tx*s.m)
-			y := yb[(ty*s.m*p.OutW+tx*s.m)*16:]
-			_ = y[(cw-1)*plane*16+((rows-1)*p.OutW+cols)*16-1]
-			m := sc[s.mOff+tile*p.OutC+oc0:]
-			_ = m[(q-1)*s.mStride+ldu-1]
-			s.output(&y[0], p.OutW, plane*16, &m[0], s.mStride, &bias[oc0], flags, rows, cols, cw)
-		}
-		for g := g0; g < g0+cw; g++ {
-			for y := 0; y < p.OutH; y++ {
-				src := yb[((g-g0)*plane+y*p.OutW)*16 : ((g-g0)*plane+(y+1)*p.OutW)*16]
-				dst := t.out[g*16*plane+y*p.OutW : (g*16+15)*plane+(y+1)*p.OutW]
-				for x0 := 0; x0 < p.OutW; x0 += 16 {
-					transpose16AVX512(&dst[x0], plane, &src[x0*16], 16, min(16, p.OutW-x0), 16)
-				}
+	oc0, ldu := g0*16, cw*16
+	yb := sc[s.yOff+g0*plane*16 : s.yOff+(g0+cw)*plane*16]
+	for tile := t0; tile < t1; tile++ {
+		ty, tx := tile/s.tw, tile%s.tw
+		rows, cols := min(s.m, p.OutH-ty*s.m), min(s.m, p.OutW-tx*s.m)
+		y := yb[(ty*s.m*p.OutW+tx*s.m)*16:]
+		_ = y[(cw-1)*plane*16+((rows-1)*p.OutW+cols)*16-1]
+		m := sc[s.mOff+tile*p.OutC+oc0:]
+		_ = m[(q-1)*s.mStride+ldu-1]
+		s.output(&y[0], p.OutW, plane*16, &m[0], s.mStride, &bias[oc0], flags, rows, cols, cw)
+	}
+}
+
+// winoTranspose moves output channel groups g0..g1-1 from their blocks
+// into place.
+func winoTranspose(t *winoTask, g0, g1 int) {
+	s, p := &t.s, &t.p
+	plane := p.OutH * p.OutW
+	yb := t.scratch[s.yOff:]
+	for g := g0; g < g1; g++ {
+		for y := 0; y < p.OutH; y++ {
+			src := yb[(g*plane+y*p.OutW)*16 : (g*plane+(y+1)*p.OutW)*16]
+			dst := t.out[g*16*plane+y*p.OutW : (g*16+15)*plane+(y+1)*p.OutW]
+			for x0 := 0; x0 < p.OutW; x0 += 16 {
+				transpose16AVX512(&dst[x0], plane, &src[x0*16], 16, min(16, p.OutW-x0), 16)
 			}
 		}
 	}

@@ -29,7 +29,7 @@ func TestWinograd(t *testing.T) {
 	if active != variantAVX512 {
 		t.Skip("Winograd runs with the AVX-512 variant only")
 	}
-	defer func() { winoForce = -1 }()
+	defer func() { winoForce, winoTiles = -1, -1 }()
 	runners := []*Runner{nil, NewRunner(2), NewRunner(3)}
 	defer func() {
 		for _, r := range runners {
@@ -41,8 +41,16 @@ func TestWinograd(t *testing.T) {
 		worst := 0.0
 		for i, c := range winoCases {
 			for j, r := range runners {
-				act := acts[(i+j)%2] // none or ReLU (leaky is not eligible)
-				worst = max(worst, runWinoCase(t, r, fmt.Sprintf("F(%d) %s", m, c.name), c.p, (i+j)%2 == 0, act))
+				// The workers split the GEMMs by output channels, then by tiles.
+				for split := range 2 {
+					if split == 1 && r == nil {
+						continue
+					}
+					winoTiles = split
+					act := acts[(i+j+split)%2] // none or ReLU (leaky is not eligible)
+					name := fmt.Sprintf("F(%d) %s split=%s", m, c.name, []string{"chunks", "tiles"}[split])
+					worst = max(worst, runWinoCase(t, r, name, c.p, (i+j)%2 == 0, act))
+				}
 			}
 		}
 		t.Logf("F(%dx%d, 3x3): largest |error| / scale = %.3g", m, m, worst)
@@ -83,12 +91,15 @@ func runWinoCase(t *testing.T, r *Runner, name string, p ConvParams, withBias bo
 }
 
 // BenchmarkWinograd compares the direct (GEMM) convolution with both
-// Winograd tile sizes on ResNet-50's 3x3 layers, one goroutine.
+// Winograd tile sizes on ResNet-50's 3x3 layers, with one goroutine and
+// with two (the GEMM phase split by chunks of output channels or by tiles).
 func BenchmarkWinograd(b *testing.B) {
 	if active != variantAVX512 {
 		b.Skip("Winograd runs with the AVX-512 variant only")
 	}
-	defer func() { winoForce = -1 }()
+	defer func() { winoForce, winoTiles = -1, -1 }()
+	two := NewRunner(2)
+	defer two.Close()
 	for _, l := range []struct {
 		name string
 		p    ConvParams
@@ -109,11 +120,22 @@ func BenchmarkWinograd(b *testing.B) {
 			if m > 0 {
 				name = fmt.Sprintf("F%d", m)
 			}
-			b.Run(l.name+"/"+name, func(b *testing.B) {
-				winoForce = m
-				b.ReportAllocs()
-				timed(b, flops, "GFLOP/s", true, func() { Conv2D(nil, p, in, w, bias, out, scratch, Act{ReLU: true}) })
-			})
+			for _, r := range []*Runner{nil, two} {
+				splits := []string{""}
+				if r != nil && m > 0 {
+					splits = []string{"/split=chunks", "/split=tiles"}
+				}
+				for i, split := range splits {
+					b.Run(fmt.Sprintf("%s/%s/threads=%d%s", l.name, name, r.Threads(), split), func(b *testing.B) {
+						winoForce, winoTiles = m, -1
+						if split != "" {
+							winoTiles = i
+						}
+						b.ReportAllocs()
+						timed(b, flops, "GFLOP/s", r == nil, func() { Conv2D(r, p, in, w, bias, out, scratch, Act{ReLU: true}) })
+					})
+				}
+			}
 		}
 	}
 }

@@ -182,7 +182,7 @@ func parseFlags(args []string, stderr io.Writer) (config, int) {
 	fl.IntVar(&cfg.confused, "confused", 10, "how many of the most confused class pairs to list")
 	fl.IntVar(&cfg.workers, "workers", 0, "models classifying in parallel (0: one per core, divided by -threads)")
 	fl.IntVar(&cfg.threads, "threads", 1, "kernel goroutines per model")
-	fl.BoolVar(&cfg.f32, "f32", false, "widen the float16 weights to float32 once at load (faster, twice the memory per worker)")
+	fl.BoolVar(&cfg.f32, "f32", false, "widen the float16 weights to float32 once at load (twice the memory per worker; with one thread per worker float16 measured faster)")
 	fl.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fl.PrintDefaults()

@@ -324,14 +324,20 @@ func ofPeak(c *config, impl string, v float64) string {
 	return fmt.Sprintf("%.0f%% of peak", 100*v/peak)
 }
 
+// userBuilds lists the builds users get: native simd (with its assembly)
+// and, unless -no-wasm, wasm simd128.
+func (c *config) userBuilds() []build {
+	if c.noWasm {
+		return []build{nativeSIMD}
+	}
+	return []build{nativeSIMD, wasmSIMD}
+}
+
 // ---------------------------------------------------------------- GEMM
 
 func gemmRows(c *config, t *Table) {
 	t.Add("GEMM, ResNet-50 shapes m x k x n, one goroutine (core/kernels BenchmarkGemm); xN: N times the speed of the portable scalar GEMM (generic) in the same build; % of peak by thread CPU time")
-	builds := []build{nativeSIMD}
-	if !c.noWasm {
-		builds = append(builds, wasmSIMD)
-	}
+	builds := c.userBuilds()
 	for _, b := range builds {
 		rs, _, err := goTest(c, b, "./core/kernels", "^BenchmarkGemm$", c.gemmTime)
 		rs = byTop(rs, "Gemm")
@@ -463,12 +469,7 @@ func classifyRows(c *config, t *Table) {
 	base := map[string]float64{}
 	c.classifyNS = map[string]map[string]float64{}
 	for _, b := range builds {
-		bt := c.classTime
-		if b.wasm {
-			bt = c.wasmTime
-		}
-		rs, _, err := goTest(c, b, "./core", "^BenchmarkClassify$", bt)
-		rs = byTop(rs, "Classify")
+		rs, err := networkBench(c, b, "Classify")
 		rows = append(rows, row{b, rs, err})
 		c.classifyNS[b.name] = map[string]float64{}
 		for _, r := range rs {
@@ -523,23 +524,25 @@ func classifyRows(c *config, t *Table) {
 	}
 }
 
+// networkBench runs core's Benchmark<name> (a whole ResNet-50 per
+// iteration) in build b, with the native or the wasm -benchtime.
+func networkBench(c *config, b build, name string) ([]Result, error) {
+	bt := c.classTime
+	if b.wasm {
+		bt = c.wasmTime
+	}
+	rs, _, err := goTest(c, b, "./core", "^Benchmark"+name+"$", bt)
+	return byTop(rs, name), err
+}
+
 // forwardRows runs the network alone (core BenchmarkForward: a preprocessed
 // tensor in, probabilities out), what ONNX Runtime's session.run times in
 // ../shared/peer-bench, in the builds users get (native simd, wasm simd128),
 // each against the same build's Classify row (preprocessing included).
 func forwardRows(c *config, t *Table) {
 	t.Add("ResNet-50 network alone, tensor in (core BenchmarkForward; the peer of ONNX Runtime's session.run); xN: N times the speed of the same build's Classify row")
-	builds := []build{nativeSIMD}
-	if !c.noWasm {
-		builds = append(builds, wasmSIMD)
-	}
-	for _, b := range builds {
-		bt := c.classTime
-		if b.wasm {
-			bt = c.wasmTime
-		}
-		rs, _, err := goTest(c, b, "./core", "^BenchmarkForward$", bt)
-		rs = byTop(rs, "Forward")
+	for _, b := range c.userBuilds() {
+		rs, err := networkBench(c, b, "Forward")
 		if len(rs) == 0 {
 			t.Add("Forward", b.name, missing(t, "Forward", err))
 			continue

@@ -191,6 +191,17 @@
 // measured only under a load of 10 (other processes on both cores), where
 // the pollers took the other worker's time slices and lost; unloaded it wins.
 //
+// Open question (2026-12-05, whole network through core.Model.Forward,
+// same sitting): float16 filters are the faster mode on one thread (41.3
+// vs 44.7 ms) and the slower on two (32.2 vs 27.0 ms), while the kernels
+// alone (BenchmarkResNet50Convs) show f16 26.6 vs f32 29.4 ms on two. The
+// profile of the float16 run spends 10% of its CPU in widenF16AVX512
+// (about 7 ms per image: each block of filters is widened in a pass of its
+// own, reading memory without FMAs to overlap, where float32 filters
+// stream during the FMAs); a widening of the next block interleaved with
+// the current block's micro-kernels, or prefetching its float16 rows, is
+// the next thing to measure.
+//
 // Conv2DAdd (and Conv2DAddF16) add a residual in the assembly GEMM's
 // epilogue, after the bias and before the activation, which is where the
 // executor's fused residual (a block's shortcut) belongs: the same roundings

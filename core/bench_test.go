@@ -95,9 +95,10 @@ func BenchmarkClassify(b *testing.B) {
 
 // BenchmarkForward measures the network alone: one preprocessed 3x224x224
 // tensor in, the probabilities out (Model.Forward), in both weight modes with
-// 1 and 2 threads. This is what ONNX Runtime's session.run times in
-// ../shared/peer-bench, so it is the row to put beside it; BenchmarkClassify
-// adds the resize, crop and mean subtraction of a small image.
+// 1 and 2 threads. This is what a timing of ONNX Runtime's session.run
+// measures, so it is the row to put beside one (README, Benchmarks);
+// BenchmarkClassify adds the resize, crop and mean subtraction of a small
+// image.
 func BenchmarkForward(b *testing.B) {
 	var input []float32
 	benchModes(b, func(m *core.Model) error {

@@ -22,9 +22,9 @@
 //     native simd, native scalar (GOEXPERIMENT=nosimd), wasm simd, wasm
 //     scalar; each row against the native scalar build's same sub-benchmark.
 //   - The network alone (core BenchmarkForward: a preprocessed tensor in,
-//     probabilities out), the peer of ONNX Runtime's session.run in
-//     ../shared/peer-bench, natively (simd build) and in wasm simd128, each
-//     against the same build's Classify row.
+//     probabilities out), the peer of ONNX Runtime's session.run (README,
+//     Benchmarks), natively (simd build) and in wasm simd128, each against
+//     the same build's Classify row.
 //   - Peak memory of ResNet-50 in both weight modes (f16 resident, f32 widened
 //     at load), measured by this command in child processes: the largest Go
 //     heap seen (runtime/metrics, sampled every 2 ms while the model is
@@ -536,9 +536,9 @@ func networkBench(c *config, b build, name string) ([]Result, error) {
 }
 
 // forwardRows runs the network alone (core BenchmarkForward: a preprocessed
-// tensor in, probabilities out), what ONNX Runtime's session.run times in
-// ../shared/peer-bench, in the builds users get (native simd, wasm simd128),
-// each against the same build's Classify row (preprocessing included).
+// tensor in, probabilities out), what ONNX Runtime's session.run times, in
+// the builds users get (native simd, wasm simd128), each against the same
+// build's Classify row (preprocessing included).
 func forwardRows(c *config, t *Table) {
 	t.Add("ResNet-50 network alone, tensor in (core BenchmarkForward; the peer of ONNX Runtime's session.run); xN: N times the speed of the same build's Classify row")
 	for _, b := range c.userBuilds() {

@@ -466,7 +466,6 @@ func classifyRows(c *config, t *Table) {
 		err error
 	}
 	var rows []row
-	base := map[string]float64{}
 	c.classifyNS = map[string]map[string]float64{}
 	for _, b := range builds {
 		rs, err := networkBench(c, b, "Classify")
@@ -475,12 +474,8 @@ func classifyRows(c *config, t *Table) {
 		for _, r := range rs {
 			c.classifyNS[b.name][r.Sub()] = r.Metrics["ns/op"]
 		}
-		if b.name == nativeScalar.name {
-			for _, r := range rs {
-				base[r.Sub()] = r.Metrics["ns/op"]
-			}
-		}
 	}
+	base := c.classifyNS[nativeScalar.name]
 	for _, rw := range rows {
 		if len(rw.res) == 0 {
 			t.Add("Classify", rw.b.name, missing(t, "Classify", rw.err))
